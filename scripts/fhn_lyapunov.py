@@ -1,0 +1,34 @@
+"""Per-system properties of FitzHugh-Nagumo: largest Lyapunov exponent, attractor scale (rule fhn_lyapunov)."""
+
+import numpy as np
+
+from otgap.data.fhn import lyapunov_exponent, system_params
+from otgap.data.fhn_dataset import CHAOS_THRESHOLD, attractor_std
+from otgap.io import write_json, write_npz
+from otgap.jobs import job
+from otgap.train.provenance import provenance
+
+with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
+    smk = snakemake  # noqa: F821
+    system = smk.wildcards.system
+    settings = dict(smk.params.lyapunov)
+    lam = lyapunov_exponent(
+        system,
+        smk.params.params,
+        t_total=float(settings["t_total"]),
+        dt=float(settings["dt"]),
+        seed=int(settings["seed"]),
+    )
+    scale = attractor_std(system, smk.params.params, seed=int(settings["seed"]))
+    log(f"{system}: largest Lyapunov exponent {lam:+.5f}, attractor std (v, w) = {scale}")
+    write_npz(smk.output.npz, lyapunov=np.asarray(lam, dtype=np.float64), attractor_std=scale)
+    meta = {
+        "system": system,
+        "params": system_params(system, smk.params.params),
+        "lyapunov": lam,
+        "chaotic": bool(lam > CHAOS_THRESHOLD),
+        "attractor_std": scale,
+        "settings": settings,
+        "provenance": provenance({"system": system, **settings, **smk.params.params}),
+    }
+    write_json(smk.output.meta, meta)

@@ -1,0 +1,100 @@
+"""Configuration checking: JSON-Schema validation with defaults and messages that name the key.
+
+The workflow calls ``validate_config`` when it starts, so an unknown key, a wrong type or an
+out-of-range value stops the run before any job is scheduled, with a message such as::
+
+    invalid configuration: fhn.conditions[1].obs_fraction: 1.5 is greater than the maximum of 1
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration does not satisfy the schema."""
+
+
+def key_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _extend_with_defaults(validator_class):
+    """A validator that fills in the schema's defaults while it validates (jsonschema FAQ pattern)."""
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFiller = _extend_with_defaults(jsonschema.Draft7Validator)
+
+
+def load_schema(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_config(config: dict, schema: Mapping | str | Path) -> dict:
+    """Validate ``config`` in place, filling defaults; raise ConfigError naming every bad key."""
+    if not isinstance(schema, Mapping):
+        schema = load_schema(schema)
+    errors = sorted(
+        _DefaultFiller(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if errors:
+        lines = []
+        for err in errors:
+            where = key_path(err.absolute_path)
+            msg = err.message
+            if err.validator == "additionalProperties":
+                msg = f"{msg} (check the spelling; allowed keys are listed in the schema)"
+            lines.append(f"  {where}: {msg}")
+        raise ConfigError(
+            "invalid configuration (see workflow/schemas/config.schema.yaml):\n" + "\n".join(lines)
+        )
+    return config
+
+
+def merge(base: dict, overlay: Mapping) -> dict:
+    """Merge like Snakemake's --configfile overlay: dicts key by key, everything else replaced."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(*paths: str | Path, schema: str | Path | None = None) -> dict:
+    """Load and merge YAML files in order (later overrides earlier); validate if a schema is given."""
+    config: dict[str, Any] = {}
+    for p in paths:
+        config = merge(config, yaml.safe_load(Path(p).read_text()) or {})
+    if schema is not None:
+        validate_config(config, schema)
+    return config
+
+
+def stage_resources(config: Mapping, stage: str) -> dict[str, int]:
+    """Resources of ``stage`` with the 'default' entry filling missing keys."""
+    res = dict(config.get("resources", {}).get("default", {}))
+    res.update(config.get("resources", {}).get(stage, {}))
+    base = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
+    base.update(res)
+    return base

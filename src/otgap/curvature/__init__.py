@@ -1,0 +1,244 @@
+"""Hessian curvature of a training loss for the Edge-of-Stability experiments.
+
+Public API (all functions leave the model's parameters, ``.grad``, buffers and train/eval flags
+exactly as found; products run in eval mode, i.e. BatchNorm running statistics, dropout off):
+
+``sharpness(model, loss_fn, inputs, targets, *, k=1, tol=1e-4, max_iter=100,
+preconditioner=None, chunk_size=None, v0=None, return_vectors=False)``
+    The k largest algebraic eigenvalues of the Hessian (float64 CPU tensor, descending), or of
+    ``P^-1/2 H P^-1/2`` when ``preconditioner`` (diagonal of ``P``) is given; with
+    ``return_vectors`` also a ``(k, n)`` tensor of unit eigenvectors (rows, flat over the
+    trainable parameters in ``model.parameters()`` order; for a preconditioned call they are
+    eigenvectors of the preconditioned matrix). ``v0`` warm-starts from e.g. the previous call's
+    top vector. Lanczos with full reorthogonalisation; stops when every reported value has Ritz
+    residual ``<= tol * |lambda_1|`` (a bound on its distance to an eigenvalue).
+``hessian_eigenpairs(...same..., method="auto", eval_mode=True, seed=0)`` -> :class:`EigResult`
+    The same computation with diagnostics (``n_matvec``, ``residuals``, ``converged``).
+``hessian_trace(model, loss_fn, inputs, targets, *, num_matvecs=99, estimator="hutch++",
+chunk_size=None, seed=0)`` -> :class:`TraceEstimate` (``mean``, ``stderr``).
+``spectral_density(model, loss_fn, inputs, targets, *, num_probes=4, num_steps=80,
+chunk_size=None, seed=0)`` -> :class:`SpectralDensity` (nodes, weights summing to 1).
+``adam_preconditioner(optimizer, params=None)`` -> list of diagonal tensors ``P_t``.
+``stability_threshold(optimizer_or_name, lr=None, **hyper)``: 2/lr, (2+2b)/lr, 38/lr, ...
+
+Building blocks: :class:`HessianOperator` (``hvp``), :func:`lanczos_topk`, :func:`power_iteration`,
+:func:`slq`, :func:`hutchinson`, :func:`hutchpp`, :func:`preconditioned_matvec`.
+
+``loss_fn(outputs, targets)`` must return a scalar. ``chunk_size`` splits the batch for bounded
+memory and is exact only for losses that are means over samples (see ``hvp``). Randomness comes
+from a private generator seeded with ``seed`` (0), so results are reproducible and the global RNG
+is not advanced.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .hvp import DEFAULT_CHUNKED_METHOD, DEFAULT_METHOD, HessianOperator, HVPMethod, LossFn
+from .lanczos import EigResult, lanczos_topk
+from .power import power_iteration
+from .precond import (
+    adam_preconditioner,
+    adam_threshold,
+    flatten_preconditioner,
+    gd_threshold,
+    momentum_threshold,
+    preconditioned_matvec,
+    stability_threshold,
+)
+from .slq import SpectralDensity, slq
+from .trace import TraceEstimate, hutchinson, hutchpp
+
+__all__ = [
+    "DEFAULT_CHUNKED_METHOD",
+    "DEFAULT_METHOD",
+    "CurvatureConvergenceWarning",
+    "EigResult",
+    "HessianOperator",
+    "SpectralDensity",
+    "TraceEstimate",
+    "adam_preconditioner",
+    "adam_threshold",
+    "gd_threshold",
+    "hessian_eigenpairs",
+    "hessian_trace",
+    "hutchinson",
+    "hutchpp",
+    "lanczos_topk",
+    "momentum_threshold",
+    "power_iteration",
+    "preconditioned_matvec",
+    "sharpness",
+    "slq",
+    "spectral_density",
+    "stability_threshold",
+]
+
+
+class CurvatureConvergenceWarning(RuntimeWarning):
+    """Lanczos hit ``max_iter`` before meeting ``tol``; the values returned are the best so far."""
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _check_start(v0: Tensor | None, op: HessianOperator) -> Tensor | None:
+    if v0 is None:
+        return None
+    if not isinstance(v0, Tensor) or v0.numel() != op.n:
+        size = v0.numel() if isinstance(v0, Tensor) else type(v0).__name__
+        raise ValueError(f"v0 has {size} entries, expected {op.n} (flat trainable parameters)")
+    v = v0.detach().reshape(-1).to(op.device, op.dtype)
+    if not bool(torch.isfinite(v).all()) or float(v.norm()) == 0.0:
+        raise ValueError("v0 must be finite and non-zero")
+    return v
+
+
+def hessian_eigenpairs(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    k: int = 1,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    preconditioner: Tensor | Sequence[Tensor] | None = None,
+    chunk_size: int | None = None,
+    v0: Tensor | None = None,
+    method: HVPMethod = "auto",
+    eval_mode: bool = True,
+    seed: int = 0,
+    return_vectors: bool = True,
+) -> EigResult:
+    """Top-k algebraic eigenpairs with diagnostics; see :func:`sharpness` for the arguments.
+
+    Everything is validated (``ValueError``) before the model is touched.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}")
+    if not isinstance(max_iter, int) or max_iter < k:
+        raise ValueError(f"max_iter={max_iter!r} must be an int >= k={k}")
+    op = HessianOperator(
+        model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size, eval_mode=eval_mode
+    )
+    if k > op.n:
+        raise ValueError(f"k={k} exceeds the number of trainable parameters n={op.n}")
+    diag = None if preconditioner is None else flatten_preconditioner(preconditioner, op.params)
+    start = _check_start(v0, op)
+    with op:
+        matvec = op.matvec if diag is None else preconditioned_matvec(op.matvec, diag)
+        result = lanczos_topk(
+            matvec,
+            op.n,
+            k,
+            tol=tol,
+            max_iter=max_iter,
+            v0=start,
+            dtype=op.dtype,
+            device=op.device,
+            generator=_generator(op.device, seed),
+            return_vectors=return_vectors,
+        )
+    if not result.converged:
+        warnings.warn(
+            f"Lanczos did not reach tol={tol:g} in {result.n_matvec} iterations "
+            f"(residual bounds {result.residuals.tolist()})",
+            CurvatureConvergenceWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def sharpness(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    k: int = 1,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    preconditioner: Tensor | Sequence[Tensor] | None = None,
+    chunk_size: int | None = None,
+    v0: Tensor | None = None,
+    return_vectors: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The k largest algebraic Hessian eigenvalues (descending, float64), optionally vectors.
+
+    ``tol`` bounds each value's error relative to ``|lambda_1|`` (Ritz residual test);
+    ``max_iter`` bounds the Hessian-vector products (a warning is issued if it is hit);
+    ``preconditioner`` is ``diag(P)`` flat or per parameter (e.g. :func:`adam_preconditioner`);
+    ``chunk_size`` bounds memory for mean-over-samples losses; ``v0`` is a flat warm start.
+    With ``return_vectors`` returns ``(values, vectors)``, vectors of shape ``(k, n)``.
+    """
+    res = hessian_eigenpairs(
+        model,
+        loss_fn,
+        inputs,
+        targets,
+        k=k,
+        tol=tol,
+        max_iter=max_iter,
+        preconditioner=preconditioner,
+        chunk_size=chunk_size,
+        v0=v0,
+        return_vectors=return_vectors,
+    )
+    return (res.values, res.vectors) if return_vectors else res.values
+
+
+def hessian_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    num_matvecs: int = 99,
+    estimator: str = "hutch++",
+    chunk_size: int | None = None,
+    method: HVPMethod = "auto",
+    seed: int = 0,
+) -> TraceEstimate:
+    """Stochastic Hessian trace (``"hutch++"`` or ``"hutchinson"``) with its standard error."""
+    if estimator not in ("hutch++", "hutchinson"):
+        raise ValueError(f"estimator must be 'hutch++' or 'hutchinson', got {estimator!r}")
+    op = HessianOperator(model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size)
+    with op:
+        kw = dict(dtype=op.dtype, device=op.device, generator=_generator(op.device, seed))
+        if estimator == "hutchinson":
+            return hutchinson(op.matvec, op.n, num_samples=num_matvecs, **kw)
+        return hutchpp(op.matvec, op.n, num_matvecs=num_matvecs, **kw)
+
+
+def spectral_density(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    num_probes: int = 4,
+    num_steps: int = 80,
+    chunk_size: int | None = None,
+    method: HVPMethod = "auto",
+    seed: int = 0,
+) -> SpectralDensity:
+    """SLQ estimate of the Hessian eigenvalue density (nodes and weights summing to 1)."""
+    op = HessianOperator(model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size)
+    with op:
+        return slq(
+            op.matvec,
+            op.n,
+            num_probes=num_probes,
+            num_steps=num_steps,
+            dtype=op.dtype,
+            device=op.device,
+            generator=_generator(op.device, seed),
+        )

@@ -1,0 +1,1 @@
+"""Data sources: FitzHugh-Nagumo simulation and masks, MedMNIST, scikit-learn digits."""

@@ -1,0 +1,167 @@
+"""One FitzHugh-Nagumo dataset per (system, sampling condition, seed), shared by every model.
+
+Initial states follow the paper's mix: a fraction ``1 - attractor_fraction`` (paper: 60%) drawn from
+U(-2, 2)^2 and the rest on the attractor (the limit cycle of "fhn", the chaotic set of
+"fhn_forced"), reached by a burn-in from U(-2, 2)^2 and perturbed with N(0, 0.05) noise. Sequences of
+the forced system start at a random phase of the drive. Initial states depend only on (system, seed),
+so every sampling condition of a seed sees the same trajectories: comparisons across conditions and
+across models are paired.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from otgap.data.fhn import simulate, system_params
+from otgap.data.masks import jittered_times, observation_masks
+
+SPLITS = ("train", "val", "test")
+CHAOS_THRESHOLD = 0.005  # exponents below this count as zero (limit cycle, quasi-periodic)
+
+
+def stream(seed: int, *names: str) -> np.random.Generator:
+    """An independent random stream for ``seed`` and a label (stable across runs and machines)."""
+    keys = [zlib.crc32(name.encode()) for name in names]
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *keys]))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A sampling condition: jitter of the time steps and the observed fraction of the grid."""
+
+    name: str
+    jitter: float
+    obs_fraction: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.obs_fraction <= 1.0:
+            raise ValueError(
+                f"condition '{self.name}': obs_fraction must lie in (0, 1], got {self.obs_fraction}"
+            )
+        if self.jitter < 0:
+            raise ValueError(f"condition '{self.name}': jitter must be >= 0, got {self.jitter}")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    n_train: int = 300
+    n_val: int = 60
+    n_test: int = 100
+    n_context: int = 40
+    horizon: int = 20
+    dt: float = 0.5
+    holdout_fraction: float = 0.2
+    attractor_fraction: float = 0.4
+    attractor_noise: float = 0.05
+    burn_in: float = 200.0
+    rollout_n: int = 20
+    rollout_length: int = 2000
+    rollout_jitter: float = 0.45
+    rollout_context: int = 10
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("n_train", "n_val", "n_test", "rollout_n"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.n_context < 2:
+            raise ValueError(f"n_context must be >= 2, got {self.n_context}")
+        if self.horizon < 0:
+            raise ValueError(f"horizon must be >= 0, got {self.horizon}")
+        if not 1 <= self.rollout_context < self.rollout_length:
+            raise ValueError("need 1 <= rollout_context < rollout_length")
+
+
+def drive_period(system: str, params: Mapping[str, float] | None = None) -> float:
+    p = system_params(system, params)
+    return 2.0 * math.pi / p["omega"] if p["amp"] != 0.0 else 0.0
+
+
+def initial_states(
+    rng: np.random.Generator, n: int, system: str, spec: DatasetSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """States (n, 2) and start times (n,) following the paper's mix of initial states."""
+    period = drive_period(system, spec.params)
+    y0 = rng.uniform(-2.0, 2.0, size=(n, 2))
+    t0 = rng.uniform(0.0, period, size=n) if period > 0 else np.zeros(n)
+    on_attractor = rng.random(n) < spec.attractor_fraction
+    idx = np.flatnonzero(on_attractor)
+    if idx.size:
+        start = rng.uniform(-2.0, 2.0, size=(idx.size, 2))
+        grid = np.stack([t0[idx], t0[idx] + spec.burn_in], axis=1)
+        settled = simulate(start, grid, system=system, params=dict(spec.params))[:, -1]
+        y0[idx] = settled + rng.normal(0.0, spec.attractor_noise, size=settled.shape)
+        t0[idx] = grid[:, -1]
+    if period > 0:  # random-start samples also begin after the burn-in time, at a random phase
+        t0[~on_attractor] += spec.burn_in
+    return y0, t0
+
+
+def attractor_std(
+    system: str,
+    params: Mapping[str, float] | None = None,
+    *,
+    burn_in: float = 200.0,
+    duration: float = 1000.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Standard deviation of v and w on the attractor (4 trajectories of ``duration`` time units)."""
+    rng = stream(seed, system, "attractor")
+    y0 = rng.uniform(-2.0, 2.0, size=(4, 2))
+    t = np.arange(0.0, burn_in + duration + 1e-9, 0.5)
+    y = simulate(y0, t, system=system, params=dict(params or {}))
+    return y[:, t >= burn_in].reshape(-1, 2).std(axis=0)
+
+
+def build_dataset(
+    system: str,
+    condition: Condition,
+    seed: int,
+    spec: DatasetSpec,
+    lyapunov: float,
+    attractor_scale: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Simulate and mask one dataset; returns the arrays of ``dataset.npz`` (see the module doc).
+
+    ``lyapunov`` and ``attractor_scale`` (std of v and w on the attractor) are properties of the
+    system, computed once per system by the workflow and stored with every dataset.
+    """
+    length = spec.n_context + spec.horizon
+    sizes = {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test}
+    total = sum(sizes.values())
+    # initial states of all splits in one batch (one burn-in), then split in a fixed order
+    y0, t0 = initial_states(stream(seed, system, "init"), total, system, spec)
+    rng = stream(seed, system, "grid", condition.name)
+    t = jittered_times(rng, total, length, spec.dt, condition.jitter, t0)
+    y = simulate(y0, t, system=system, params=dict(spec.params))
+    obs, target = observation_masks(
+        rng, total, spec.n_context, length, condition.obs_fraction, spec.holdout_fraction
+    )
+    arrays: dict[str, np.ndarray] = {}
+    start = 0
+    for split in SPLITS:
+        part = slice(start, start + sizes[split])
+        start += sizes[split]
+        arrays[f"{split}_t"] = t[part]
+        arrays[f"{split}_y"] = y[part]
+        arrays[f"{split}_obs"] = obs[part]
+        arrays[f"{split}_target"] = target[part]
+    # long rollouts from new states drawn uniformly, as in the paper's test
+    rng = stream(seed, system, "rollout")
+    y0 = rng.uniform(-2.0, 2.0, size=(spec.rollout_n, 2))
+    period = drive_period(system, spec.params)
+    t0 = rng.uniform(0.0, period, size=spec.rollout_n) if period > 0 else np.zeros(spec.rollout_n)
+    t = jittered_times(rng, spec.rollout_n, spec.rollout_length, spec.dt, spec.rollout_jitter, t0)
+    arrays["rollout_t"] = t
+    arrays["rollout_y"] = simulate(y0, t, system=system, params=dict(spec.params))
+    arrays["rollout_context"] = np.asarray(spec.rollout_context, dtype=np.int64)
+    arrays["n_context"] = np.asarray(spec.n_context, dtype=np.int64)
+    arrays["attractor_std"] = np.asarray(attractor_scale, dtype=np.float64)
+    arrays["lyapunov"] = np.asarray(lyapunov, dtype=np.float64)
+    arrays["lyapunov_time"] = np.asarray(1.0 / lyapunov if lyapunov > CHAOS_THRESHOLD else np.nan)
+    return arrays

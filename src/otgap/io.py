@@ -1,0 +1,130 @@
+"""Atomic file writing: an output either exists complete or not at all.
+
+Every writer here writes to a temporary file in the destination folder and renames it over the
+final name (``os.replace`` is atomic on POSIX within one file system), so a crash or a full disk
+never leaves a half-written result behind for Snakemake or a reader to pick up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class OutputError(RuntimeError):
+    """An output location cannot be written."""
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) and check that it can be written; raise a clear error otherwise."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create output directory '{p}': {exc.strerror}. "
+            "Choose a writable results root (config key 'results_root') or fix the permissions."
+        ) from exc
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"output directory '{p}' is not writable. "
+            "Choose a writable results root (config key 'results_root') or fix the permissions."
+        )
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
+
+    ``suffix`` defaults to the final name's suffix, because some writers (numpy, matplotlib) choose
+    the format from it.
+    """
+    final = Path(path)
+    ensure_writable_dir(final.parent)
+    sfx = final.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{sfx}", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as sorted, indented JSON atomically (numpy scalars and arrays converted)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write a compressed npz atomically.
+
+    numpy's zip writer stamps each member with a fixed date, so the same arrays give the same bytes.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as CSV atomically (no index, full float precision)."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.10g")
+
+
+def write_parquet(path: str | os.PathLike, frame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Load an npz into a dict; a missing/unreadable file or a missing key is a clear error."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"input file '{p}' does not exist; run the rule that makes it first")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            out = {k: data[k] for k in data.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError ...
+        raise ValueError(f"input file '{p}' is not a readable npz archive: {exc}") from exc
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise KeyError(f"input file '{p}' lacks the key(s) {missing}; it has {sorted(out)}")
+    return out

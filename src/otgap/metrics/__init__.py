@@ -1,0 +1,1 @@
+"""Metrics: forecast errors, chaos diagnostics and statistics across seeds."""

@@ -1,0 +1,147 @@
+"""Score a sequence model on an irregular-sampling dataset: interpolation, extrapolation, rollouts.
+
+The dataset dict holds the keys written by the FitzHugh-Nagumo data stage (see
+``otgap.data.fhn``): ``test_t``, ``test_y``, ``test_obs``, ``test_target``, ``n_context``,
+``rollout_t``, ``rollout_y``, ``rollout_context``, ``attractor_std``, ``lyapunov_time``.
+
+- Interpolation: errors at the held-out ``test_target`` points inside the context window (never
+  at observed points, which would flatter every model).
+- Extrapolation: errors over the forecast horizon, columns ``n_context`` onwards.
+- Rollouts: the first ``rollout_context`` points of each long trajectory are given, the rest is
+  predicted; errors, phase-space divergence, valid prediction time and the error growth curve
+  are computed over the predicted part.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from otgap.metrics.chaos import (
+    VPT_THRESHOLD,
+    error_growth,
+    phase_space_divergence,
+    valid_prediction_time,
+)
+from otgap.metrics.errors import masked_mae, masked_rmse, normalised_error, per_sequence_rmse
+
+REQUIRED_KEYS = (
+    "test_t",
+    "test_y",
+    "test_obs",
+    "test_target",
+    "n_context",
+    "rollout_t",
+    "rollout_y",
+    "rollout_context",
+    "attractor_std",
+    "lyapunov_time",
+)
+
+METRIC_NAMES = (
+    "rmse_interp",
+    "mae",
+    "rmse_extrap",
+    "mae_extrap",
+    "rmse_rollout",
+    "mae_rollout",
+    "phase_divergence",
+    "vpt",
+)
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    t: np.ndarray,
+    y: np.ndarray,
+    obs: np.ndarray,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """Run ``model`` in eval mode over minibatches and return float64 predictions (N, T, D)."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for s in range(0, len(t), batch_size):
+            sl = slice(s, s + batch_size)
+            y_hat = model(torch.as_tensor(t[sl]), torch.as_tensor(y[sl]), torch.as_tensor(obs[sl]))
+            out.append(y_hat.double().cpu().numpy())
+        return np.concatenate(out, axis=0)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_forecaster(
+    model: torch.nn.Module,
+    data: dict[str, np.ndarray],
+    *,
+    vpt_threshold: float = VPT_THRESHOLD,
+    batch_size: int = 512,
+    keep_rollouts: int = 2,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Return (scalar metrics, curves) for ``model`` on ``data``.
+
+    ``curves`` holds arrays for figures: ``error_growth_mean``/``_std`` over rollout trajectories,
+    ``rollout_time`` (time since the forecast start, from the first trajectory),
+    ``rollout_pred`` (predictions of the first ``keep_rollouts`` trajectories, for time-series
+    and phase-portrait panels), per-sequence test RMSEs, per-trajectory VPTs.
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise KeyError(f"dataset lacks the key(s) {missing}; it has {sorted(data)}")
+    n_context = int(data["n_context"])
+    scale = np.asarray(data["attractor_std"], dtype=np.float64)
+    lyap_time = float(data["lyapunov_time"])
+
+    # Interpolation and extrapolation on the test split.
+    t, y, obs = data["test_t"], data["test_y"], np.asarray(data["test_obs"], bool)
+    target = np.asarray(data["test_target"], bool)
+    if np.any(obs & target):
+        raise ValueError("test_obs and test_target overlap: held-out targets must be unobserved")
+    y_hat = predict(model, t, y, obs, batch_size)
+    horizon = np.zeros_like(obs)
+    horizon[:, n_context:] = True
+
+    # Rollouts from a short given buffer.
+    rt, ry = data["rollout_t"], data["rollout_y"]
+    rc = int(data["rollout_context"])
+    if not 1 <= rc < rt.shape[1]:
+        raise ValueError(f"rollout_context={rc} must be in [1, {rt.shape[1]})")
+    r_obs = np.zeros(rt.shape, dtype=bool)
+    r_obs[:, :rc] = True
+    r_hat = predict(model, rt, ry, r_obs, batch_size)
+    pred_part, true_part = r_hat[:, rc:], ry[:, rc:]
+    err = normalised_error(pred_part, true_part, scale)
+    vpt = valid_prediction_time(rt[:, rc:], rt[:, rc - 1], err, lyap_time, vpt_threshold)
+    growth_mean, growth_std = error_growth(err)
+
+    metrics = {
+        "rmse_interp": masked_rmse(y_hat, y, target),
+        "mae": masked_mae(y_hat, y, target),
+        "rmse_extrap": masked_rmse(y_hat, y, horizon),
+        "mae_extrap": masked_mae(y_hat, y, horizon),
+        "rmse_rollout": masked_rmse(pred_part, true_part),
+        "mae_rollout": masked_mae(pred_part, true_part),
+        "phase_divergence": phase_space_divergence(pred_part, true_part, scale),
+        "vpt": float(np.mean(vpt)) if math.isfinite(lyap_time) else float("nan"),
+    }
+    curves = {
+        "error_growth_mean": growth_mean,
+        "error_growth_std": growth_std,
+        "rollout_time": rt[0, rc:] - rt[0, rc - 1],
+        "rollout_pred": r_hat[:keep_rollouts],
+        "rmse_interp_per_sequence": per_sequence_rmse(y_hat, y, target),
+        "rmse_extrap_per_sequence": per_sequence_rmse(y_hat, y, horizon),
+        "rmse_rollout_per_trajectory": per_sequence_rmse(pred_part, true_part),
+        "vpt_per_trajectory": vpt,
+    }
+    return metrics, curves
+
+
+def as_numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """Plain floats (NaN kept) for a metrics file."""
+    return {k: float(v) for k, v in metrics.items()}

@@ -1,0 +1,14 @@
+"""Registry of image classifiers for the Edge-of-Stability stage (A.2).
+
+Every entry is built as ``CLASSIFIERS[name](input_shape, n_classes, **hyper)``.
+"""
+
+from otgap.registry import Registry
+
+CLASSIFIERS = Registry(
+    "classifier",
+    {
+        "mlp": "otgap.models.mlp:MLP",
+        "cnn": "otgap.models.cnn:SmallCNN",
+    },
+)

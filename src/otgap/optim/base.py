@@ -1,0 +1,57 @@
+"""What the Edge-of-Stability stage needs to know about an optimizer, beside the update itself.
+
+An entry of ``OPTIMIZERS`` is an :class:`OptimizerSpec` subclass: it builds the torch optimizer,
+says whether it takes full-batch steps, gives the stability threshold that sharpness is compared
+with, and (for adaptive methods) the preconditioner under which that comparison is made. A new
+optimizer is one subclass and one registry entry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+
+class OptimizerSpec:
+    """Base class: subclasses set the class variables and implement ``_make`` and ``threshold``."""
+
+    #: full-batch steps on the fixed training subset (True) or shuffled minibatches (False)
+    full_batch: ClassVar[bool] = False
+    #: sharpness is compared with the threshold under ``preconditioner`` (e.g. Adam's P_t)
+    preconditioned: ClassVar[bool] = False
+    #: hyperparameters accepted besides ``lr``, with their defaults
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    @classmethod
+    def hyper(cls, **hyper: Any) -> dict[str, Any]:
+        """The defaults updated with ``hyper``; an unknown name is an error that lists the known."""
+        unknown = sorted(set(hyper) - set(cls.defaults))
+        if unknown:
+            known = ", ".join(sorted(cls.defaults)) or "none"
+            raise ValueError(f"{cls.__name__}: unknown hyperparameter(s) {unknown}; known: {known}")
+        return {**cls.defaults, **hyper}
+
+    @classmethod
+    def build(
+        cls, params: Iterable[torch.nn.Parameter], lr: float, **hyper: Any
+    ) -> torch.optim.Optimizer:
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"{cls.__name__}: lr must be positive and finite, got {lr}")
+        return cls._make(list(params), float(lr), **cls.hyper(**hyper))
+
+    @classmethod
+    def _make(cls, params: list, lr: float, **hyper: Any) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    @classmethod
+    def threshold(cls, lr: float, **hyper: Any) -> float:
+        """Largest stable sharpness of the quadratic model for this step size; NaN if not known."""
+        return math.nan
+
+    @classmethod
+    def preconditioner(cls, optimizer: torch.optim.Optimizer) -> list[torch.Tensor] | None:
+        """Diagonal preconditioner P (one tensor per parameter), None when there is none yet."""
+        return None

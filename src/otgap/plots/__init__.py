@@ -1,0 +1,1 @@
+"""Plotting helpers shared by every figure script (one style, one palette)."""

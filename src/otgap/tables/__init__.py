@@ -1,0 +1,1 @@
+"""Table helpers: LaTeX (booktabs) formatting shared by every table script."""

@@ -1,0 +1,297 @@
+"""MedMNIST download/cache/validation against a local HTTP server, and the offline digits set."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import socket
+import threading
+
+import medmnist
+import numpy as np
+import pytest
+import torch
+
+from otgap.data.classification import load_dataset
+from otgap.data.digits import load_digits
+from otgap.data.medmnist import (
+    ChecksumError,
+    DataUnavailableError,
+    download_medmnist,
+    file_name,
+    load_medmnist,
+    load_npz,
+    remote,
+)
+
+COUNTS = {"train": 20, "val": 6, "test": 8}
+
+
+def make_npz(shape=(28, 28, 3), n_classes=9, drop=None, seed=0) -> bytes:
+    """A MedMNIST-format archive: uint8 images, (N, 1) labels, optionally missing one key."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in COUNTS.items():
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, n_classes, size=(n, 1), dtype=np.uint8)
+    if drop:
+        del arrays[drop]
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+class Server:
+    """A bounded local HTTP server on an ephemeral port serving fixed bytes per path."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = files
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                outer.requests.append(self.path)
+                body = outer.files.get(self.path.split("?")[0])
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.timeout = 5
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def payload():
+    data = make_npz()
+    return data, hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture
+def server(payload):
+    srv = Server({"/pathmnist.npz": payload[0]})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def dead_url():
+    """A URL on a port nothing listens on: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/pathmnist.npz"
+
+
+@pytest.fixture(autouse=True)
+def fake_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def test_remote_and_file_name_follow_medmnist_info():
+    info = medmnist.INFO["pathmnist"]
+    assert remote("pathmnist") == (info["url"], info["MD5"])
+    assert remote("pathmnist", 64) == (info["url_64"], info["MD5_64"])
+    assert file_name("pathmnist") == "pathmnist.npz"
+    assert file_name("bloodmnist", 128) == "bloodmnist_128.npz"
+
+
+def test_download_verifies_md5_and_loads(tmp_path, server, payload):
+    root = tmp_path / "root"
+    path = download_medmnist(
+        "pathmnist", 28, root, url=server.url + "/pathmnist.npz", md5=payload[1], timeout=5
+    )
+    assert path == root / "pathmnist.npz"
+    assert hashlib.md5(path.read_bytes()).hexdigest() == payload[1]
+    assert [p.name for p in root.iterdir()] == ["pathmnist.npz"]  # no temporary file left
+
+    data = load_medmnist("pathmnist", root=root)
+    with np.load(io.BytesIO(payload[0])) as ref:
+        images = ref["train_images"]
+        labels = ref["train_labels"]
+    assert data.x_train.shape == (20, 3, 28, 28) and data.x_train.dtype == torch.float32
+    assert data.x_val.shape == (6, 3, 28, 28) and data.x_test.shape == (8, 3, 28, 28)
+    assert data.input_shape == (3, 28, 28) and data.n_classes == 9
+    # Normalize(0.5, 0.5) of ToTensor's x/255, written out by hand for one pixel and all of them.
+    assert data.x_train[3, 1, 4, 5].item() == pytest.approx((images[3, 4, 5, 1] / 255 - 0.5) / 0.5)
+    expected = (images.transpose(0, 3, 1, 2).astype(np.float64) / 255 - 0.5) / 0.5
+    np.testing.assert_allclose(data.x_train.numpy(), expected, atol=1e-6)
+    assert data.y_train.dtype == torch.int64 and data.y_train.shape == (20,)
+    np.testing.assert_array_equal(data.y_train.numpy(), labels[:, 0])
+
+
+def test_wrong_checksum_deletes_file_and_names_both_digests(tmp_path, server, payload):
+    root = tmp_path / "root"
+    wrong = "0" * 32
+    with pytest.raises(ChecksumError) as err:
+        download_medmnist(
+            "pathmnist", 28, root, url=server.url + "/pathmnist.npz", md5=wrong, timeout=5
+        )
+    message = str(err.value)
+    assert str(root / "pathmnist.npz") in message
+    assert wrong in message and payload[1] in message
+    assert list(root.iterdir()) == []
+
+
+def test_cached_file_is_reused_without_network(tmp_path, server, payload):
+    root = tmp_path / "root"
+    url = server.url + "/pathmnist.npz"
+    download_medmnist("pathmnist", 28, root, url=url, md5=payload[1], timeout=5)
+    server.stop()
+    n_requests = len(server.requests)
+    path = download_medmnist("pathmnist", 28, root, url=url, md5=payload[1], timeout=5)
+    assert path.read_bytes() == payload[0]
+    assert len(server.requests) == n_requests == 1
+
+
+def test_corrupt_cached_file_is_replaced(tmp_path, server, payload):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "pathmnist.npz").write_bytes(b"truncated")
+    path = download_medmnist(
+        "pathmnist", 28, root, url=server.url + "/pathmnist.npz", md5=payload[1], timeout=5
+    )
+    assert path.read_bytes() == payload[0]
+
+
+def test_copy_in_medmnist_home_is_reused_offline(tmp_path, fake_home, payload, dead_url):
+    (fake_home / ".medmnist").mkdir()
+    (fake_home / ".medmnist" / "pathmnist.npz").write_bytes(payload[0])
+    root = tmp_path / "root"
+    path = download_medmnist("pathmnist", 28, root, url=dead_url, md5=payload[1], timeout=5)
+    assert path == root / "pathmnist.npz" and path.read_bytes() == payload[0]
+
+
+def test_bad_copy_in_medmnist_home_is_ignored_not_deleted(tmp_path, fake_home, payload, dead_url):
+    mirror = fake_home / ".medmnist" / "pathmnist.npz"
+    mirror.parent.mkdir()
+    mirror.write_bytes(b"not the file")
+    with pytest.raises(DataUnavailableError):
+        download_medmnist(
+            "pathmnist", 28, tmp_path / "root", url=dead_url, md5=payload[1], timeout=5
+        )
+    assert mirror.read_bytes() == b"not the file"
+
+
+def test_offline_message_says_where_to_put_the_file(tmp_path, payload, dead_url):
+    root = tmp_path / "root"
+    with pytest.raises(DataUnavailableError) as err:
+        download_medmnist("pathmnist", 28, root, url=dead_url, md5=payload[1], timeout=5)
+    message = str(err.value)
+    assert str(root / "pathmnist.npz") in message and dead_url in message
+    assert not (root / "pathmnist.npz").exists()
+
+
+def test_missing_file_without_download_names_url_and_path(tmp_path):
+    with pytest.raises(DataUnavailableError) as err:
+        load_medmnist("pathmnist", size=64, root=tmp_path)
+    assert str(tmp_path / "pathmnist_64.npz") in str(err.value)
+    assert medmnist.INFO["pathmnist"]["url_64"] in str(err.value)
+
+
+def test_npz_missing_key_is_an_error(tmp_path):
+    path = tmp_path / "pathmnist.npz"
+    path.write_bytes(make_npz(drop="val_labels"))
+    with pytest.raises(KeyError, match="val_labels"):
+        load_npz(path, "pathmnist")
+
+
+@pytest.mark.parametrize(
+    ("flag", "shape", "size", "match"),
+    [
+        ("pathmnist", (27, 27, 3), 28, "expected \\(28, 28\\)"),
+        ("pathmnist", (28, 28), 28, "\\(N, H, W, 3\\)"),
+        ("bloodmnist", (28, 28, 3), 64, "expected \\(64, 64\\)"),
+        ("pneumoniamnist", (28, 28, 3), 28, "\\(N, H, W\\)"),
+    ],
+)
+def test_npz_with_wrong_shapes_is_an_error(tmp_path, flag, shape, size, match):
+    path = tmp_path / "x.npz"
+    path.write_bytes(make_npz(shape=shape, n_classes=2))
+    with pytest.raises(ValueError, match=match):
+        load_npz(path, flag, size)
+
+
+def test_labels_out_of_range_are_an_error(tmp_path):
+    path = tmp_path / "pneumoniamnist.npz"
+    path.write_bytes(make_npz(shape=(28, 28), n_classes=5))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        load_npz(path, "pneumoniamnist")
+
+
+def test_grayscale_flag_gets_a_channel_axis(tmp_path):
+    path = tmp_path / "pneumoniamnist.npz"
+    path.write_bytes(make_npz(shape=(28, 28), n_classes=2))
+    data = load_npz(path, "pneumoniamnist")
+    assert data.input_shape == (1, 28, 28) and data.n_classes == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "size", "match"),
+    [
+        ("notamnist", 28, "unknown MedMNIST flag"),
+        ("organmnist3d", 28, "3D"),
+        ("pathmnist", 32, "image size"),
+    ],
+)
+def test_bad_flag_or_size_fails_before_any_io(tmp_path, flag, size, match):
+    with pytest.raises(ValueError, match=match):
+        download_medmnist(flag, size, tmp_path / "root", url="http://127.0.0.1:9/x")
+    with pytest.raises(ValueError, match=match):
+        load_dataset(flag, size=size, root=tmp_path)
+
+
+def test_multilabel_flag_is_rejected(tmp_path):
+    path = tmp_path / "chestmnist.npz"
+    path.write_bytes(make_npz(shape=(28, 28), n_classes=2))
+    with pytest.raises(ValueError, match="multi-label"):
+        load_npz(path, "chestmnist")
+
+
+# ---------------------------------------------------------------- digits
+
+
+def test_digits_split_and_standardisation():
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_digits()
+    raw = sk_digits()
+    assert data.x_train.shape == (1000, 1, 8, 8) and data.x_test.shape == (797, 1, 8, 8)
+    assert data.n_classes == 10 and data.input_shape == (1, 8, 8)
+    assert data.x_val is None
+    np.testing.assert_array_equal(data.y_train.numpy(), raw.target[:1000])
+    np.testing.assert_array_equal(data.y_test.numpy(), raw.target[1000:])
+    scaler = StandardScaler().fit(raw.data[:1000])
+    np.testing.assert_allclose(
+        data.x_test.numpy().reshape(797, 64), scaler.transform(raw.data[1000:]), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        data.x_train.numpy().reshape(1000, 64), scaler.transform(raw.data[:1000]), atol=1e-5
+    )
+
+
+def test_digits_by_name_and_n_train():
+    data = load_dataset("digits", n_train=500)
+    assert len(data.x_train) == 500 and len(data.x_test) == 1297
+    with pytest.raises(ValueError, match="n_train"):
+        load_digits(n_train=1797)

@@ -1,0 +1,79 @@
+# Data stage: FitzHugh-Nagumo simulation with irregular observation masks (Appendix A.1 data).
+# MedMNIST downloads live with the Edge-of-Stability rules (eos.smk).
+
+FHN = config["fhn"]
+FHN_CONDITIONS = {c["name"]: c for c in FHN["conditions"]}
+if len(FHN_CONDITIONS) != len(FHN["conditions"]):
+    raise WorkflowError("fhn.conditions: condition names must be unique")
+
+_cond_pattern = "|".join(sorted(FHN_CONDITIONS))
+_system_pattern = "|".join(sorted(FHN["systems"]))
+
+
+def fhn_dataset_path(system, condition, seed):
+    return f"{R}/data/fhn/system={system}/condition={condition}/seed={seed}/dataset.npz"
+
+
+def fhn_data_targets():
+    return [
+        fhn_dataset_path(s, c, seed)
+        for s in FHN["systems"]
+        for c in FHN_CONDITIONS
+        for seed in FHN["seeds"]
+    ]
+
+
+def fhn_system_params(wildcards):
+    return dict(FHN.get("system_params", {}).get(wildcards.system, {}))
+
+
+def fhn_condition(wildcards):
+    return dict(FHN_CONDITIONS[wildcards.condition])
+
+
+rule fhn_lyapunov:
+    input:
+        **script_inputs("scripts/fhn_lyapunov.py"),
+    output:
+        npz=f"{R}/data/fhn/system={{system}}/lyapunov.npz",
+        meta=f"{R}/data/fhn/system={{system}}/lyapunov.json",
+    params:
+        params=fhn_system_params,
+        lyapunov=FHN["lyapunov"],
+    wildcard_constraints:
+        system=_system_pattern,
+    log:
+        f"{L}/data/fhn/system={{system}}/lyapunov.log",
+    benchmark:
+        f"{L}/benchmarks/data/fhn/system={{system}}/lyapunov.tsv"
+    threads: 1
+    resources:
+        **res("fhn_data"),
+    script:
+        "../../scripts/fhn_lyapunov.py"
+
+
+rule fhn_dataset:
+    input:
+        **script_inputs("scripts/fhn_data.py"),
+        lyapunov=f"{R}/data/fhn/system={{system}}/lyapunov.npz",
+    output:
+        npz=f"{R}/data/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/dataset.npz",
+        meta=f"{R}/data/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/dataset.json",
+    params:
+        params=fhn_system_params,
+        condition=fhn_condition,
+        dataset=FHN["dataset"],
+    wildcard_constraints:
+        system=_system_pattern,
+        condition=_cond_pattern,
+        seed=r"\d+",
+    log:
+        f"{L}/data/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/dataset.log",
+    benchmark:
+        f"{L}/benchmarks/data/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/dataset.tsv"
+    threads: 1
+    resources:
+        **res("fhn_data"),
+    script:
+        "../../scripts/fhn_data.py"
