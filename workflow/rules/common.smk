@@ -15,6 +15,32 @@ try:
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
+
+
+def check_registry_names():
+    """Model and optimizer names must exist in the registries: fail before any job otherwise."""
+    from otgap.models.classifiers import CLASSIFIERS
+    from otgap.models.sequence import SEQUENCE_MODELS
+    from otgap.optim import OPTIMIZERS
+
+    problems = []
+    checks = [
+        ("fhn.models", config["fhn"]["models"], SEQUENCE_MODELS),
+        ("eos.models", config["eos"]["models"], CLASSIFIERS),
+        ("eos.optimizers", [o["name"] for o in config["eos"]["optimizers"]], OPTIMIZERS),
+    ]
+    for key, names, registry in checks:
+        unknown = [n for n in names if n not in registry]
+        if unknown:
+            problems.append(
+                f"  {key}: unknown {registry.kind} name(s) {unknown}; known: {sorted(registry)}"
+            )
+    if problems:
+        raise WorkflowError("invalid configuration:\n" + "\n".join(problems))
+
+
+check_registry_names()
+
 R = f"{config['results_root']}/{config['run']}"
 L = f"{config['logs_root']}/{config['run']}"
 # Checkpoints for resume live outside the declared outputs (Snakemake deletes those before a job).

@@ -1,5 +1,207 @@
-# placeholder: the stage's engineer replaces this file
+# Edge of Stability (Appendix A.2): MedMNIST download and one training job per
+# (dataset, model, optimizer, lr, loss, seed), with sharpness tracked along the way.
+# Outputs: {R}/eos/dataset=/model=/optimizer=/lr=/loss=/seed=/{history.csv,snapshots.npz,model.pt,run.json}
+import inspect
+import re
+
+import medmnist
+
+from otgap.models.classifiers import CLASSIFIERS
+from otgap.optim import OPTIMIZERS, format_lr, parse_lr
+
+EOS = config["eos"]
+EOS_MEDMNIST_ROOT = f"{config['data']['root']}/medmnist"
+EOS_TAIL = (
+    "dataset={dataset}/model={model}/optimizer={optimizer}/lr={lr}/loss={loss}/seed={seed}"
+)
+EOS_OUTPUTS = ("history.csv", "snapshots.npz", "model.pt", "run.json")
+EOS_MEDMNIST_SIZES = (28, 64, 128, 224)
+
+
+def _eos_check_config():
+    """Names, per-optimizer training lengths and hyperparameter names, checked before any job."""
+    entries = {}
+    for i, entry in enumerate(EOS["optimizers"]):
+        name, where = entry["name"], f"eos.optimizers[{i}]"
+        if name in entries:
+            raise WorkflowError(f"{where}: optimizer '{name}' is listed twice; merge its lrs")
+        if name not in OPTIMIZERS:
+            raise WorkflowError(f"{where}.name: unknown optimizer '{name}'; known: {sorted(OPTIMIZERS)}")
+        spec = OPTIMIZERS[name]
+        need = ("steps",) if spec.full_batch else ("epochs", "batch_size")
+        missing = [k for k in need if k not in entry]
+        if missing:
+            kind = "full-batch" if spec.full_batch else "minibatch"
+            raise WorkflowError(f"{where}: the {kind} optimizer '{name}' needs {missing}")
+        try:
+            spec.hyper(**entry.get("hyper", {}))
+        except ValueError as exc:
+            raise WorkflowError(f"{where}.hyper: {exc}") from None
+        eval_every = entry.get("eval_every", EOS["eval_every"])
+        eig_every = entry.get("eig_every", EOS["eig_every"])
+        # 'epoch' is resolved in the job (it needs the data set's size); integers are checked here.
+        if isinstance(eval_every, int) and isinstance(eig_every, int) and eig_every % eval_every:
+            raise WorkflowError(
+                f"{where}: eig_every ({eig_every}) must be a multiple of eval_every ({eval_every})"
+            )
+        entries[name] = entry
+    for d in EOS["datasets"]:
+        if d != "digits" and (d not in medmnist.INFO or d.endswith("3d")):
+            raise WorkflowError(f"eos.datasets: '{d}' is neither 'digits' nor a MedMNIST 2D flag")
+    for m in EOS["models"]:
+        if m not in CLASSIFIERS:
+            raise WorkflowError(f"eos.models: unknown model '{m}'; known: {sorted(CLASSIFIERS)}")
+    for m, hyper in EOS["model_hyper"].items():
+        if m not in CLASSIFIERS:
+            raise WorkflowError(f"eos.model_hyper: unknown model '{m}'; known: {sorted(CLASSIFIERS)}")
+        accepted = set(inspect.signature(CLASSIFIERS[m]).parameters) - {"input_shape", "n_classes"}
+        unknown = sorted(set(hyper) - accepted)
+        if unknown:
+            raise WorkflowError(f"eos.model_hyper.{m}: unknown key(s) {unknown}; known: {sorted(accepted)}")
+    return entries
+
+
+EOS_OPTIMIZERS = _eos_check_config()
+
+
+def _alternatives(names):
+    return "|".join(re.escape(str(n)) for n in sorted(names))
+
+
+def eos_runs():
+    """The grid: datasets x models x losses x seeds x (optimizer, lr) pairs, each optimizer with
+    its own learning rates. lr values are formatted with format_lr, as in the paths."""
+    return [
+        {
+            "dataset": d,
+            "model": m,
+            "optimizer": entry["name"],
+            "lr": format_lr(lr),
+            "loss": loss,
+            "seed": seed,
+        }
+        for d in EOS["datasets"]
+        for m in EOS["models"]
+        for loss in EOS["losses"]
+        for entry in EOS["optimizers"]
+        for lr in entry["lrs"]
+        for seed in EOS["seeds"]
+    ]
+
+
+def eos_run_dir(run):
+    """Result folder of one run (a dict with the eos_runs keys)."""
+    return f"{R}/eos/" + EOS_TAIL.format(**run)
 
 
 def eos_train_targets():
-    return []
+    return [f"{eos_run_dir(run)}/{name}" for run in eos_runs() for name in EOS_OUTPUTS]
+
+
+def eos_medmnist_file(flag):
+    size = EOS["size"]
+    return f"{EOS_MEDMNIST_ROOT}/{flag}.npz" if size == 28 else f"{EOS_MEDMNIST_ROOT}/{flag}_{size}.npz"
+
+
+def eos_data_input(wildcards):
+    if wildcards.dataset == "digits":
+        return []
+    return [ancient(eos_medmnist_file(wildcards.dataset))]
+
+
+def eos_data_params(wildcards):
+    if wildcards.dataset == "digits":
+        return {"name": "digits"}
+    return {"name": wildcards.dataset, "size": EOS["size"], "root": EOS_MEDMNIST_ROOT}
+
+
+def eos_settings(wildcards):
+    """Keyword arguments of otgap.train.eos.EosSettings for one job."""
+    entry = EOS_OPTIMIZERS[wildcards.optimizer]
+    lr = parse_lr(wildcards.lr)
+    return {
+        "model": wildcards.model,
+        "optimizer": wildcards.optimizer,
+        "lr": lr,
+        "loss": wildcards.loss,
+        "seed": int(wildcards.seed),
+        "model_hyper": dict(EOS["model_hyper"].get(wildcards.model, {})),
+        "optimizer_hyper": dict(entry.get("hyper", {})),
+        "steps": entry.get("steps", 0),
+        "epochs": entry.get("epochs", 0),
+        "batch_size": entry.get("batch_size", 1),
+        "gd_train_subset": EOS["gd_train_subset"],
+        "eval_every": entry.get("eval_every", EOS["eval_every"]),
+        "eig_every": entry.get("eig_every", EOS["eig_every"]),
+        "eig_subset": entry.get("eig_subset", EOS["eig_subset"]),
+        "eig_k": EOS["eig_k"],
+        "eig_tol": EOS["eig_tol"],
+        "eig_max_iter": EOS["eig_max_iter"],
+        "n_snapshots": EOS["n_snapshots"],
+        "checkpoint_every": entry.get("checkpoint_every", EOS["checkpoint_every"]),
+    }
+
+
+def eos_checkpoint_dir(wildcards):
+    keys = ("dataset", "model", "optimizer", "lr", "loss", "seed")
+    return f"{CKPT}/eos/" + EOS_TAIL.format(**{k: getattr(wildcards, k) for k in keys})
+
+
+def eos_download_params(wildcards):
+    """Flag and image size of a MedMNIST file name stem: pathmnist -> 28, pathmnist_64 -> 64."""
+    flag, _, size = wildcards.medmnist_file.partition("_")
+    return {"flag": flag, "size": int(size) if size else 28}
+
+
+localrules:
+    eos_download,
+
+
+# No library sources as inputs: editing code must not delete and re-fetch the data; jobs that
+# read the file take it as ancient(), so a re-fetched identical file does not rerun them.
+rule eos_download:
+    output:
+        npz=f"{EOS_MEDMNIST_ROOT}/{{medmnist_file}}.npz",
+    params:
+        medmnist=eos_download_params,
+        timeout=120,
+    wildcard_constraints:
+        medmnist_file="(" + _alternatives(f for f in medmnist.INFO if not f.endswith("3d")) + ")"
+        + "(_(" + "|".join(str(s) for s in EOS_MEDMNIST_SIZES[1:]) + "))?",
+    log:
+        f"{L}/data/medmnist/{{medmnist_file}}.log",
+    threads: 1
+    resources:
+        **res("default"),
+    script:
+        "../../scripts/eos_download.py"
+
+
+rule eos_train:
+    input:
+        **script_inputs("scripts/eos_train.py", data=eos_data_input),
+    output:
+        history=f"{R}/eos/{EOS_TAIL}/history.csv",
+        snapshots=f"{R}/eos/{EOS_TAIL}/snapshots.npz",
+        model=f"{R}/eos/{EOS_TAIL}/model.pt",
+        run_json=f"{R}/eos/{EOS_TAIL}/run.json",
+    params:
+        settings=eos_settings,
+        data=eos_data_params,
+        checkpoint_dir=eos_checkpoint_dir,
+    wildcard_constraints:
+        dataset=_alternatives(EOS["datasets"]),
+        model=_alternatives(EOS["models"]),
+        optimizer=_alternatives(EOS_OPTIMIZERS),
+        lr=r"[0-9][0-9.e+-]*",
+        loss="ce|mse",
+        seed=r"\d+",
+    log:
+        f"{L}/eos/{EOS_TAIL}/train.log",
+    benchmark:
+        f"{L}/benchmarks/eos/{EOS_TAIL}/train.tsv"
+    threads: threads_for("eos_train")
+    resources:
+        **res("eos_train"),
+    script:
+        "../../scripts/eos_train.py"

@@ -268,10 +268,16 @@ class HessianOperator:
     def _hvp_fwd(self, x: Tensor, y: Tensor, vs: list[Tensor]) -> Tensor:
         from torch.func import functional_call, grad, jvp
 
-        def loss_of(p: dict[str, Tensor]) -> Tensor:
-            return self.loss_fn(functional_call(self.model, p, (x,)), y).reshape(())
+        def loss_of(p: dict[str, Tensor], target: Tensor) -> Tensor:
+            return self.loss_fn(functional_call(self.model, p, (x,)), target).reshape(())
 
         primals = {name: p.detach() for name, p in zip(self.names, self.params, strict=True)}
         tangents = dict(zip(self.names, vs, strict=True))
-        _, hv = jvp(grad(loss_of), (primals,), (tangents,))
+        if y.is_floating_point():
+            # Floating targets ride along as duals with a materialised zero tangent: with the
+            # implicit (immutable ZeroTensor) tangent, mse_loss's double-backward fails under jvp
+            # in torch 2.13.
+            _, hv = jvp(grad(loss_of), (primals, y), (tangents, torch.zeros_like(y)))
+        else:
+            _, hv = jvp(lambda p: grad(loss_of)(p, y), (primals,), (tangents,))
         return flatten([hv[name] for name in self.names], self.dtype)

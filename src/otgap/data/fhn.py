@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+CHAOS_THRESHOLD = 0.005  # exponents below this count as zero (limit cycle, quasi-periodic)
+
 MAX_STEP: dict[str, float] = {"fhn": 0.02, "fhn_forced": 0.005}
 
 SYSTEMS: dict[str, dict[str, float]] = {
@@ -211,3 +213,19 @@ def lyapunov_exponent(
         if unit >= transient:
             log_sum += math.log(norm)
     return log_sum / (n_units - transient)
+
+
+def attractor_std(
+    system: str,
+    params: Mapping[str, float] | None = None,
+    *,
+    burn_in: float = 200.0,
+    duration: float = 1000.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Standard deviation of v and w on the attractor (4 trajectories of ``duration`` time units)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x41545452]))
+    y0 = rng.uniform(-2.0, 2.0, size=(4, 2))
+    t = np.arange(0.0, burn_in + duration + 1e-9, 0.5)
+    y = simulate(y0, t, system=system, params=dict(params or {}))
+    return y[:, t >= burn_in].reshape(-1, 2).std(axis=0)

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from otgap.data.fhn import simulate, system_params
+from otgap.data.fhn import CHAOS_THRESHOLD, simulate, system_params
 from otgap.data.masks import jittered_times, observation_masks
 
 SPLITS = ("train", "val", "test")
-CHAOS_THRESHOLD = 0.005  # exponents below this count as zero (limit cycle, quasi-periodic)
 
 
 def stream(seed: int, *names: str) -> np.random.Generator:
@@ -96,26 +95,9 @@ def initial_states(
         grid = np.stack([t0[idx], t0[idx] + spec.burn_in], axis=1)
         settled = simulate(start, grid, system=system, params=dict(spec.params))[:, -1]
         y0[idx] = settled + rng.normal(0.0, spec.attractor_noise, size=settled.shape)
-        t0[idx] = grid[:, -1]
-    if period > 0:  # random-start samples also begin after the burn-in time, at a random phase
-        t0[~on_attractor] += spec.burn_in
+    if period > 0:  # every forced sequence starts after the burn-in, at a random drive phase
+        t0 = t0 + spec.burn_in
     return y0, t0
-
-
-def attractor_std(
-    system: str,
-    params: Mapping[str, float] | None = None,
-    *,
-    burn_in: float = 200.0,
-    duration: float = 1000.0,
-    seed: int = 0,
-) -> np.ndarray:
-    """Standard deviation of v and w on the attractor (4 trajectories of ``duration`` time units)."""
-    rng = stream(seed, system, "attractor")
-    y0 = rng.uniform(-2.0, 2.0, size=(4, 2))
-    t = np.arange(0.0, burn_in + duration + 1e-9, 0.5)
-    y = simulate(y0, t, system=system, params=dict(params or {}))
-    return y[:, t >= burn_in].reshape(-1, 2).std(axis=0)
 
 
 def build_dataset(

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import urllib.error
@@ -169,7 +168,7 @@ def download_medmnist(
     _log(f"downloading {url} -> '{dest}'")
     try:
         _fetch(url, dest, md5, timeout)
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataUnavailableError(
             f"cannot download MedMNIST '{flag}' (size {size}) from {url}: {reason}. "

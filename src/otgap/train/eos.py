@@ -361,4 +361,4 @@ def write_outputs(
     )
     with atomic_path(model) as tmp:
         torch.save(result.state_dict, tmp)
-    write_json(run_json, {**dict(provenance), **result.summary})
+    write_json(run_json, {**result.summary, "provenance": dict(provenance)})

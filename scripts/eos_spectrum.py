@@ -1,0 +1,49 @@
+"""Hessian spectrum of one Edge-of-Stability run at its start, middle and end snapshots
+(rule eos_spectrum): SLQ density, Hutch++ trace and top eigenvalue on the run's eig subset."""
+
+import numpy as np
+
+from otgap.analysis.eos import (
+    build_model,
+    hessian_spectra,
+    load_run_data,
+    read_run,
+    run_loss,
+    spectrum_snapshot_indices,
+)
+from otgap.io import write_json, write_npz
+from otgap.jobs import job
+from otgap.train.provenance import provenance
+
+with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
+    smk = snakemake  # noqa: F821
+    p = dict(smk.params.spectrum)
+    run = read_run(smk.input.history, smk.input.snapshots, smk.input.run_json)
+    data = load_run_data(run.info)
+    model = build_model(run.settings, data.input_shape, data.n_classes)
+    n = min(int(run.settings["eig_subset"]), len(data.x_train))
+    rows = spectrum_snapshot_indices(run.snapshot_steps, run.snapshots)
+    if not rows:
+        raise ValueError("no finite snapshot in this run; nothing to measure")
+    log(f"snapshots at steps {run.snapshot_steps[rows].tolist()}, {n} samples")
+    out = hessian_spectra(
+        model,
+        run_loss(run.settings),
+        run.snapshots[rows],
+        data.x_train[:n],
+        data.y_train[:n],
+        n_vectors=int(p["n_vectors"]),
+        n_iter=int(p["n_iter"]),
+        trace_matvecs=int(p["trace_matvecs"]),
+        points=int(p["points"]),
+        sigma=float(p["sigma"]),
+    )
+    out["steps"] = run.snapshot_steps[rows]
+    out["threshold"] = np.asarray(float(run.info["threshold"]))
+    out["preconditioned"] = np.asarray(bool(run.info.get("preconditioned", False)))
+    write_npz(smk.output.npz, **out)
+    log(f"top eigenvalues {out['top_eigenvalue'].tolist()}, traces {out['trace'].tolist()}")
+    write_json(
+        smk.output.meta,
+        {"run": dict(smk.wildcards), "n_samples": n, "provenance": provenance(p)},
+    )

@@ -1,0 +1,1 @@
+"""Analysis of finished runs: rebuilding models, spectra and tidy tables (no training here)."""

@@ -1,0 +1,112 @@
+"""Rerun-only-what-changed, checked with dry runs against the finished quick run.
+
+Each test works in a copy of the repository whose results are hard links to the quick run's (and
+whose .snakemake metadata is copied), so editing a source file or a config value there never
+disturbs the real run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otgap.config import load_config
+
+from .conftest import QUICK, REPO, job_counts, snakemake
+
+pytestmark = pytest.mark.e2e
+
+QUICK_CFG = load_config(REPO / "config" / "config.yaml", REPO / "config" / "quick.yaml")
+
+
+@pytest.fixture
+def repo_copy(quick_run, tmp_path) -> Path:
+    dst = tmp_path / "repo"
+    dst.mkdir()
+    for name in ("workflow", "scripts", "src", "config", "profiles"):
+        shutil.copytree(REPO / name, dst / name, copy_function=shutil.copy2)
+    for name in ("results/quick", "logs/quick"):
+        if (REPO / name).exists():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cp", "-al", str(REPO / name), str(dst / name)], check=True)
+    shutil.copytree(REPO / ".snakemake" / "metadata", dst / ".snakemake" / "metadata")
+    return dst
+
+
+def dry_run(cwd: Path, *extra: str) -> dict[str, int]:
+    proc = snakemake("-n", *QUICK, *extra, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return job_counts(proc.stdout + proc.stderr)
+
+
+def touch_source(path: Path) -> None:
+    """Edit a file the way a developer would: append a comment (content and mtime change)."""
+    with open(path, "a") as fh:
+        fh.write("\n# edited by test_workflow\n")
+    st = path.stat()
+    os.utime(path, (st.st_atime + 5, st.st_mtime + 5))
+
+
+def fhn_rules(counts):
+    return {r for r in counts if r.startswith("fhn_")}
+
+
+def eos_rules(counts):
+    return {r for r in counts if r.startswith("eos_")}
+
+
+def test_nothing_to_do_after_a_full_run(repo_copy):
+    assert dry_run(repo_copy) == {}
+
+
+def test_changing_one_condition_reruns_only_its_jobs(repo_copy, tmp_path):
+    conditions = [dict(c) for c in QUICK_CFG["fhn"]["conditions"]]
+    changed = conditions[-1]
+    changed["obs_fraction"] = round(changed["obs_fraction"] * 0.8, 3)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"fhn": {"conditions": conditions}}))
+    counts = dry_run(repo_copy, "--configfile", str(overlay))
+    n_seeds, n_systems = len(QUICK_CFG["fhn"]["seeds"]), len(QUICK_CFG["fhn"]["systems"])
+    assert counts.get("fhn_dataset") == n_seeds * n_systems
+    assert "fhn_lyapunov" not in counts
+    assert not eos_rules(counts)
+    trained = [m for m in QUICK_CFG["fhn"]["models"]]
+    if "fhn_train" in counts:  # one job per model and seed of the changed condition only
+        assert counts["fhn_train"] <= len(trained) * n_seeds * n_systems
+
+
+def test_changing_an_eos_value_leaves_fhn_alone(repo_copy, tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"eos": {"eig_subset": QUICK_CFG["eos"]["eig_subset"] // 2}}))
+    counts = dry_run(repo_copy, "--configfile", str(overlay))
+    assert counts and not fhn_rules(counts)
+    assert eos_rules(counts)
+
+
+def test_editing_the_mask_module_reruns_datasets_not_the_lyapunov_stage(repo_copy):
+    touch_source(repo_copy / "src" / "otgap" / "data" / "masks.py")
+    counts = dry_run(repo_copy)
+    q = QUICK_CFG["fhn"]
+    expected = len(q["systems"]) * len(q["conditions"]) * len(q["seeds"])
+    assert counts.get("fhn_dataset") == expected
+    assert "fhn_lyapunov" not in counts
+    assert not eos_rules(counts)
+
+
+def test_editing_a_curvature_module_reruns_only_eos(repo_copy):
+    touch_source(repo_copy / "src" / "otgap" / "curvature" / "lanczos.py")
+    counts = dry_run(repo_copy)
+    assert eos_rules(counts)
+    assert not fhn_rules(counts)
+
+
+def test_editing_a_script_reruns_its_rule_and_downstream(repo_copy):
+    touch_source(repo_copy / "scripts" / "fhn_lyapunov.py")
+    counts = dry_run(repo_copy)
+    assert counts.get("fhn_lyapunov") == len(QUICK_CFG["fhn"]["systems"])
+    assert not eos_rules(counts)
