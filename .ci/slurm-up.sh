@@ -47,7 +47,9 @@ summary() {
 [ "$(id -u)" -eq 0 ] || { echo "slurm-up: must run as root" >&2; exit 1; }
 
 # --- already running? -------------------------------------------------------------------------
-if command -v sinfo >/dev/null 2>&1; then
+# (slurmctld reports a node idle for minutes after its slurmd died, so look for slurmd too)
+slurmd_alive() { ps -C slurmd -o stat= 2>/dev/null | grep -qv '^Z'; }
+if command -v sinfo >/dev/null 2>&1 && slurmd_alive; then
     case "$(node_state)" in
         idle|mixed|allocated) summary; exit 0 ;;
     esac
@@ -68,10 +70,16 @@ if [ "${#need[@]}" -gt 0 ]; then
         chmod 755 /usr/sbin/policy-rc.d
         added_policy=1
     fi
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client >/dev/null \
-        || die "apt-get install failed"
-    [ "$added_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
+    apt_log="$(mktemp)"
+    apt_ok=1
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        munge slurmctld slurmd slurm-client; } >"$apt_log" 2>&1 || apt_ok=0
+    if [ "$added_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [ "$apt_ok" -eq 0 ]; then
+        tail -n 30 "$apt_log" >&2
+        die "apt-get failed (output above)"
+    fi
+    rm -f "$apt_log"
 fi
 
 id munge >/dev/null 2>&1 || die "user 'munge' missing after installing munge"
@@ -154,7 +162,10 @@ fi
 rm -f "$tmp"
 
 # --- daemons ----------------------------------------------------------------------------------
-running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+running() {  # is the daemon of this pid file alive (not a zombie)?
+    [ -s "$1" ] || return 1
+    case "$(ps -o stat= -p "$(cat "$1")" 2>/dev/null)" in ''|Z*) return 1 ;; esac
+}
 if [ "$conf_changed" -eq 1 ] && running /run/slurm/slurmctld.pid; then
     say "configuration changed: restarting slurmctld and slurmd"
     kill "$(cat /run/slurm/slurmd.pid 2>/dev/null)" 2>/dev/null || true

@@ -2,7 +2,7 @@
 
 from otgap.data.classification import load_dataset
 from otgap.jobs import job
-from otgap.train import clear_checkpoint
+from otgap.train.loop import clear_checkpoint
 from otgap.train.eos import EosSettings, train_eos, write_outputs
 from otgap.train.provenance import provenance
 

@@ -14,6 +14,15 @@ from pathlib import Path
 
 import pytest
 
+# Tests use tiny tensors: one thread is faster and keeps timings stable on a shared 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a dependency
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 QUICK = ["--configfile", "config/quick.yaml"]

@@ -28,12 +28,15 @@ N_SAMPLES, D_IN, D_OUT = 20, 4, 3
 
 # -- fixtures / references --------------------------------------------------------------------
 @pytest.fixture(autouse=True)
-def _float64():
-    """Dense references are float64; restore the global default for other test modules."""
-    old = torch.get_default_dtype()
+def _float64_single_thread():
+    """Dense references are float64; one thread because these networks are tiny (OpenMP
+    barriers dominate and stall badly on a loaded 2-core machine). Globals are restored."""
+    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
     yield
-    torch.set_default_dtype(old)
+    torch.set_default_dtype(old_dtype)
+    torch.set_num_threads(old_threads)
 
 
 def make_net(kind: str, seed: int = 0) -> nn.Module:

@@ -77,7 +77,7 @@ def test_hessian_spectra_match_dense_hessian():
 def test_spectrum_snapshot_indices_skip_non_finite_rows():
     steps = np.array([0, 10, 20, 30, 40, 50])
     snaps = np.zeros((6, 3))
-    assert spectrum_snapshot_indices(steps, snaps) == [0, 3, 5]  # 25 -> 20 or 30: nearest first
+    assert spectrum_snapshot_indices(steps, snaps) == [0, 2, 5]  # 25: tie, the earlier (20)
     snaps[5] = np.nan
     assert spectrum_snapshot_indices(steps, snaps) == [0, 2, 4]
     assert spectrum_snapshot_indices(steps[:2], snaps[:2]) == [0, 1]

@@ -23,7 +23,8 @@ from otgap.data.classification import ClassificationData  # noqa: E402
 from otgap.data.digits import load_digits  # noqa: E402
 from otgap.models.classifiers import CLASSIFIERS  # noqa: E402
 from otgap.optim import OPTIMIZERS  # noqa: E402
-from otgap.train import Preempted, seed_everything  # noqa: E402
+from otgap.train.determinism import seed_everything  # noqa: E402
+from otgap.train.loop import Preempted  # noqa: E402
 from otgap.train.eos import (  # noqa: E402
     EosSettings,
     flat_params,
@@ -38,6 +39,15 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 HYPER = {"mlp": {"hidden": [12]}, "cnn": {"channels": [3]}}
 RUNS = [(m, o) for m in CLASSIFIERS for o in OPTIMIZERS]
 IDS = [f"{m}-{o}" for m, o in RUNS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The problems here are tiny: one thread avoids OpenMP contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +194,10 @@ def test_final_sharpness_matches_dense_hessian(tiny, optimizer):
     seed_everything(3)
     twin = CLASSIFIERS["mlp"](tiny.input_shape, 10, **HYPER["mlp"])
     opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
-    gen_order = [torch.randperm(48, generator=torch.Generator().manual_seed(3 * 1_000_003 + e))
-                 for e in range(2)]
+    gen_order = [
+        torch.randperm(48, generator=torch.Generator().manual_seed(3 * 1_000_003 + e))
+        for e in range(2)
+    ]
     for step in range(6):
         idx = gen_order[step // 3][(step % 3) * 16 : (step % 3 + 1) * 16]
         opt.zero_grad()
@@ -210,7 +222,9 @@ def test_losses_by_hand():
     # 0.5 * ||f - onehot||^2 per example: 0.5*(1 + 4 + 0.25) and 0.5*(0 + 4 + 1), then the mean
     assert float(mse_loss(logits, labels)) == pytest.approx((2.625 + 2.5) / 2)
     ce = loss_function("ce")(logits, labels)
-    by_hand = -np.mean([0.5 - np.log(np.exp([1, -2, 0.5]).sum()), 3 - np.log(np.exp([0, 3, -1]).sum())])
+    by_hand = -np.mean(
+        [0.5 - np.log(np.exp([1, -2, 0.5]).sum()), 3 - np.log(np.exp([0, 3, -1]).sum())]
+    )
     assert float(ce) == pytest.approx(by_hand, rel=1e-6)
     with pytest.raises(ValueError, match="unknown loss"):
         loss_function("hinge")
@@ -226,8 +240,9 @@ def test_bad_settings_fail_before_training(tiny):
     with pytest.raises(ValueError, match="vanishes"):
         train_eos(tiny, settings("cnn", "gd", model_hyper={"channels": [2, 2, 2, 2]}))
     with pytest.raises(ValueError, match="unknown key"):
-        EosSettings.from_params({"model": "mlp", "optimizer": "gd", "lr": 0.1, "loss": "mse",
-                                 "seed": 0, "eig_evry": 3})
+        EosSettings.from_params(
+            {"model": "mlp", "optimizer": "gd", "lr": 0.1, "loss": "mse", "seed": 0, "eig_evry": 3}
+        )
 
 
 class Named(list):
@@ -240,7 +255,9 @@ class Named(list):
 
 def test_script_writes_the_documented_files(tmp_path):
     out = tmp_path / "eos/dataset=digits/model=mlp/optimizer=sgd/lr=0.05/loss=ce/seed=1"
-    ckpt = tmp_path / ".checkpoints/eos/dataset=digits/model=mlp/optimizer=sgd/lr=0.05/loss=ce/seed=1"
+    ckpt = (
+        tmp_path / ".checkpoints/eos/dataset=digits/model=mlp/optimizer=sgd/lr=0.05/loss=ce/seed=1"
+    )
     smk = SimpleNamespace(
         rule="eos_train",
         threads=1,
@@ -255,9 +272,18 @@ def test_script_writes_the_documented_files(tmp_path):
         params=SimpleNamespace(
             data={"name": "digits"},
             settings={
-                "model": "mlp", "optimizer": "sgd", "lr": 0.05, "loss": "ce", "seed": 1,
-                "model_hyper": {"hidden": [8]}, "epochs": 1, "batch_size": 500,
-                "eval_every": 1, "eig_every": "epoch", "eig_k": 2, "n_snapshots": 2,
+                "model": "mlp",
+                "optimizer": "sgd",
+                "lr": 0.05,
+                "loss": "ce",
+                "seed": 1,
+                "model_hyper": {"hidden": [8]},
+                "epochs": 1,
+                "batch_size": 500,
+                "eval_every": 1,
+                "eig_every": "epoch",
+                "eig_k": 2,
+                "n_snapshots": 2,
                 "checkpoint_every": 1,
             },
             checkpoint_dir=str(ckpt),
@@ -273,7 +299,10 @@ def test_script_writes_the_documented_files(tmp_path):
     with np.load(out / "snapshots.npz") as z:
         assert sorted(z.files) == ["final", "init", "params", "steps"]
         assert z["steps"].dtype == np.int64 and z["steps"].tolist() == [0, 2]
-        assert z["params"].dtype == np.float32 and z["params"].shape == (2, 64 * 8 + 8 + 8 * 10 + 10)
+        assert z["params"].dtype == np.float32 and z["params"].shape == (
+            2,
+            64 * 8 + 8 + 8 * 10 + 10,
+        )
         np.testing.assert_array_equal(z["init"], z["params"][0])
         np.testing.assert_array_equal(z["final"], z["params"][-1])
     state = torch.load(out / "model.pt", weights_only=True)

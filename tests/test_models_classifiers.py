@@ -16,7 +16,10 @@ def test_paper_mlp_has_the_papers_layer_sizes():
     model = MLP((3, 28, 28), 9)  # defaults: 2352-256-128-9, ReLU
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(2352, 256), (256, 128), (128, 9)]
-    assert sum(p.numel() for p in model.parameters()) == 2352 * 256 + 256 + 256 * 128 + 128 + 128 * 9 + 9
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == 2352 * 256 + 256 + 256 * 128 + 128 + 128 * 9 + 9
+    )
     assert sum(isinstance(m, torch.nn.ReLU) for m in model.modules()) == 2
 
 

@@ -128,7 +128,13 @@ def test_state_dict_round_trip(name):
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0.15, "0.15"), ("1.5e-1", "0.15"), (1e-5, "1e-05"), (2, "2.0"), (0.1 + 0.2, "0.30000000000000004")],
+    [
+        (0.15, "0.15"),
+        ("1.5e-1", "0.15"),
+        (1e-5, "1e-05"),
+        (2, "2.0"),
+        (0.1 + 0.2, "0.30000000000000004"),
+    ],
 )
 def test_format_lr_round_trips(value, text):
     assert format_lr(value) == text

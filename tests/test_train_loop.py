@@ -7,7 +7,7 @@ import signal
 import pytest
 import torch
 
-from otgap.train import Preempted, train_loop
+from otgap.train.loop import Preempted, train_loop
 
 
 def make_problem(seed=0):

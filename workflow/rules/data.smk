@@ -1,36 +1,6 @@
 # Data stage: FitzHugh-Nagumo simulation with irregular observation masks (Appendix A.1 data).
 # MedMNIST downloads live with the Edge-of-Stability rules (eos.smk).
 
-FHN = config["fhn"]
-FHN_CONDITIONS = {c["name"]: c for c in FHN["conditions"]}
-if len(FHN_CONDITIONS) != len(FHN["conditions"]):
-    raise WorkflowError("fhn.conditions: condition names must be unique")
-
-_cond_pattern = "|".join(sorted(FHN_CONDITIONS))
-_system_pattern = "|".join(sorted(FHN["systems"]))
-
-
-def fhn_dataset_path(system, condition, seed):
-    return f"{R}/data/fhn/system={system}/condition={condition}/seed={seed}/dataset.npz"
-
-
-def fhn_data_targets():
-    return [
-        fhn_dataset_path(s, c, seed)
-        for s in FHN["systems"]
-        for c in FHN_CONDITIONS
-        for seed in FHN["seeds"]
-    ]
-
-
-def fhn_system_params(wildcards):
-    return dict(FHN.get("system_params", {}).get(wildcards.system, {}))
-
-
-def fhn_condition(wildcards):
-    return dict(FHN_CONDITIONS[wildcards.condition])
-
-
 rule fhn_lyapunov:
     input:
         **script_inputs("scripts/fhn_lyapunov.py"),

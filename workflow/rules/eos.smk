@@ -11,9 +11,7 @@ from otgap.optim import OPTIMIZERS, format_lr, parse_lr
 
 EOS = config["eos"]
 EOS_MEDMNIST_ROOT = f"{config['data']['root']}/medmnist"
-EOS_TAIL = (
-    "dataset={dataset}/model={model}/optimizer={optimizer}/lr={lr}/loss={loss}/seed={seed}"
-)
+EOS_TAIL = "dataset={dataset}/model={model}/optimizer={optimizer}/lr={lr}/loss={loss}/seed={seed}"
 EOS_OUTPUTS = ("history.csv", "snapshots.npz", "model.pt", "run.json")
 EOS_MEDMNIST_SIZES = (28, 64, 128, 224)
 
@@ -24,15 +22,21 @@ def _eos_check_config():
     for i, entry in enumerate(EOS["optimizers"]):
         name, where = entry["name"], f"eos.optimizers[{i}]"
         if name in entries:
-            raise WorkflowError(f"{where}: optimizer '{name}' is listed twice; merge its lrs")
+            raise WorkflowError(
+                f"{where}: optimizer '{name}' is listed twice; merge its lrs"
+            )
         if name not in OPTIMIZERS:
-            raise WorkflowError(f"{where}.name: unknown optimizer '{name}'; known: {sorted(OPTIMIZERS)}")
+            raise WorkflowError(
+                f"{where}.name: unknown optimizer '{name}'; known: {sorted(OPTIMIZERS)}"
+            )
         spec = OPTIMIZERS[name]
         need = ("steps",) if spec.full_batch else ("epochs", "batch_size")
         missing = [k for k in need if k not in entry]
         if missing:
             kind = "full-batch" if spec.full_batch else "minibatch"
-            raise WorkflowError(f"{where}: the {kind} optimizer '{name}' needs {missing}")
+            raise WorkflowError(
+                f"{where}: the {kind} optimizer '{name}' needs {missing}"
+            )
         try:
             spec.hyper(**entry.get("hyper", {}))
         except ValueError as exc:
@@ -40,24 +44,39 @@ def _eos_check_config():
         eval_every = entry.get("eval_every", EOS["eval_every"])
         eig_every = entry.get("eig_every", EOS["eig_every"])
         # 'epoch' is resolved in the job (it needs the data set's size); integers are checked here.
-        if isinstance(eval_every, int) and isinstance(eig_every, int) and eig_every % eval_every:
+        if (
+            isinstance(eval_every, int)
+            and isinstance(eig_every, int)
+            and eig_every % eval_every
+        ):
             raise WorkflowError(
                 f"{where}: eig_every ({eig_every}) must be a multiple of eval_every ({eval_every})"
             )
         entries[name] = entry
     for d in EOS["datasets"]:
         if d != "digits" and (d not in medmnist.INFO or d.endswith("3d")):
-            raise WorkflowError(f"eos.datasets: '{d}' is neither 'digits' nor a MedMNIST 2D flag")
+            raise WorkflowError(
+                f"eos.datasets: '{d}' is neither 'digits' nor a MedMNIST 2D flag"
+            )
     for m in EOS["models"]:
         if m not in CLASSIFIERS:
-            raise WorkflowError(f"eos.models: unknown model '{m}'; known: {sorted(CLASSIFIERS)}")
+            raise WorkflowError(
+                f"eos.models: unknown model '{m}'; known: {sorted(CLASSIFIERS)}"
+            )
     for m, hyper in EOS["model_hyper"].items():
         if m not in CLASSIFIERS:
-            raise WorkflowError(f"eos.model_hyper: unknown model '{m}'; known: {sorted(CLASSIFIERS)}")
-        accepted = set(inspect.signature(CLASSIFIERS[m]).parameters) - {"input_shape", "n_classes"}
+            raise WorkflowError(
+                f"eos.model_hyper: unknown model '{m}'; known: {sorted(CLASSIFIERS)}"
+            )
+        accepted = set(inspect.signature(CLASSIFIERS[m]).parameters) - {
+            "input_shape",
+            "n_classes",
+        }
         unknown = sorted(set(hyper) - accepted)
         if unknown:
-            raise WorkflowError(f"eos.model_hyper.{m}: unknown key(s) {unknown}; known: {sorted(accepted)}")
+            raise WorkflowError(
+                f"eos.model_hyper.{m}: unknown key(s) {unknown}; known: {sorted(accepted)}"
+            )
     return entries
 
 
@@ -100,7 +119,11 @@ def eos_train_targets():
 
 def eos_medmnist_file(flag):
     size = EOS["size"]
-    return f"{EOS_MEDMNIST_ROOT}/{flag}.npz" if size == 28 else f"{EOS_MEDMNIST_ROOT}/{flag}_{size}.npz"
+    return (
+        f"{EOS_MEDMNIST_ROOT}/{flag}.npz"
+        if size == 28
+        else f"{EOS_MEDMNIST_ROOT}/{flag}_{size}.npz"
+    )
 
 
 def eos_data_input(wildcards):
@@ -162,17 +185,21 @@ localrules:
 rule eos_download:
     output:
         npz=f"{EOS_MEDMNIST_ROOT}/{{medmnist_file}}.npz",
-    params:
-        medmnist=eos_download_params,
-        timeout=120,
-    wildcard_constraints:
-        medmnist_file="(" + _alternatives(f for f in medmnist.INFO if not f.endswith("3d")) + ")"
-        + "(_(" + "|".join(str(s) for s in EOS_MEDMNIST_SIZES[1:]) + "))?",
     log:
         f"{L}/data/medmnist/{{medmnist_file}}.log",
+    wildcard_constraints:
+        medmnist_file="("
+        + _alternatives(f for f in medmnist.INFO if not f.endswith("3d"))
+        + ")"
+        + "(_("
+        + "|".join(str(s) for s in EOS_MEDMNIST_SIZES[1:])
+        + "))?",
     threads: 1
     resources:
         **res("default"),
+    params:
+        medmnist=eos_download_params,
+        timeout=120,
     script:
         "../../scripts/eos_download.py"
 
@@ -185,10 +212,10 @@ rule eos_train:
         snapshots=f"{R}/eos/{EOS_TAIL}/snapshots.npz",
         model=f"{R}/eos/{EOS_TAIL}/model.pt",
         run_json=f"{R}/eos/{EOS_TAIL}/run.json",
-    params:
-        settings=eos_settings,
-        data=eos_data_params,
-        checkpoint_dir=eos_checkpoint_dir,
+    log:
+        f"{L}/eos/{EOS_TAIL}/train.log",
+    benchmark:
+        f"{L}/benchmarks/eos/{EOS_TAIL}/train.tsv"
     wildcard_constraints:
         dataset=_alternatives(EOS["datasets"]),
         model=_alternatives(EOS["models"]),
@@ -196,12 +223,12 @@ rule eos_train:
         lr=r"[0-9][0-9.e+-]*",
         loss="ce|mse",
         seed=r"\d+",
-    log:
-        f"{L}/eos/{EOS_TAIL}/train.log",
-    benchmark:
-        f"{L}/benchmarks/eos/{EOS_TAIL}/train.tsv"
     threads: threads_for("eos_train")
     resources:
         **res("eos_train"),
+    params:
+        settings=eos_settings,
+        data=eos_data_params,
+        checkpoint_dir=eos_checkpoint_dir,
     script:
         "../../scripts/eos_train.py"

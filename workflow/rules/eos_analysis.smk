@@ -47,7 +47,9 @@ def eos_config_seeds(wildcards):
     for cfg, seeds in _eos_unique(EOS_CONFIG_KEYS):
         if tuple(str(cfg[k]) for k in EOS_CONFIG_KEYS) == key:
             return seeds
-    raise WorkflowError(f"no eos runs for configuration {dict(zip(EOS_CONFIG_KEYS, key))}")
+    raise WorkflowError(
+        f"no eos runs for configuration {dict(zip(EOS_CONFIG_KEYS, key))}"
+    )
 
 
 def eos_config_landscapes(wildcards):
@@ -74,7 +76,11 @@ def eos_group_spectra(wildcards):
 
 def eos_analysis_targets():
     runs = eos_runs()
-    per_run = [f"{eos_run_dir(r)}/{name}" for r in runs for name in ("landscape.npz", "spectrum.npz")]
+    per_run = [
+        f"{eos_run_dir(r)}/{name}"
+        for r in runs
+        for name in ("landscape.npz", "spectrum.npz")
+    ]
     figures = [
         f"{EOS_FIG}/" + EOS_CONFIG_TAIL.format(**cfg) + f"/{name}.{ext}"
         for cfg, _ in _eos_unique(EOS_CONFIG_KEYS)
@@ -110,17 +116,17 @@ rule eos_landscape:
     output:
         npz=f"{R}/eos/{EOS_TAIL}/landscape.npz",
         meta=f"{R}/eos/{EOS_TAIL}/landscape.json",
-    params:
-        landscape=EOS["landscape"],
-    wildcard_constraints:
-        **EOS_WILDCARDS,
     log:
         f"{L}/eos/{EOS_TAIL}/landscape.log",
     benchmark:
         f"{L}/benchmarks/eos/{EOS_TAIL}/landscape.tsv"
+    wildcard_constraints:
+        **EOS_WILDCARDS,
     threads: threads_for("eos_analysis")
     resources:
         **res("eos_analysis"),
+    params:
+        landscape=EOS["landscape"],
     script:
         "../../scripts/eos_landscape.py"
 
@@ -134,17 +140,17 @@ rule eos_spectrum:
     output:
         npz=f"{R}/eos/{EOS_TAIL}/spectrum.npz",
         meta=f"{R}/eos/{EOS_TAIL}/spectrum.json",
-    params:
-        spectrum=EOS["spectrum"],
-    wildcard_constraints:
-        **EOS_WILDCARDS,
     log:
         f"{L}/eos/{EOS_TAIL}/spectrum.log",
     benchmark:
         f"{L}/benchmarks/eos/{EOS_TAIL}/spectrum.tsv"
+    wildcard_constraints:
+        **EOS_WILDCARDS,
     threads: threads_for("eos_analysis")
     resources:
         **res("eos_analysis"),
+    params:
+        spectrum=EOS["spectrum"],
     script:
         "../../scripts/eos_spectrum.py"
 
@@ -159,13 +165,13 @@ rule eos_aggregate:
         parquet=f"{EOS_AGG}/trajectories.parquet",
         summary=f"{EOS_AGG}/summary.csv",
         meta=f"{EOS_AGG}/aggregate.json",
-    params:
-        runs=eos_runs(),
     log:
         f"{L}/aggregate/eos/aggregate.log",
     threads: 1
     resources:
         **res("default"),
+    params:
+        runs=eos_runs(),
     script:
         "../../scripts/eos_aggregate.py"
 
@@ -181,18 +187,18 @@ rule eos_figures:
         figure3_png=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/figure3.png",
         multiseed_pdf=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/multiseed.pdf",
         multiseed_png=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/multiseed.png",
-    params:
-        config=eos_config_params,
-        seeds=eos_config_seeds,
-    wildcard_constraints:
-        **EOS_WILDCARDS,
     log:
         f"{L}/figures/eos/{EOS_CONFIG_TAIL}/figures.log",
     benchmark:
         f"{L}/benchmarks/figures/eos/{EOS_CONFIG_TAIL}/figures.tsv"
+    wildcard_constraints:
+        **EOS_WILDCARDS,
     threads: threads_for("figures")
     resources:
         **res("figures"),
+    params:
+        config=eos_config_params,
+        seeds=eos_config_seeds,
     script:
         "../../scripts/eos_figures.py"
 
@@ -208,18 +214,18 @@ rule eos_figures_compare:
         comparison_png=f"{EOS_FIG}/{EOS_GROUP_TAIL}/comparison.png",
         spectrum_pdf=f"{EOS_FIG}/{EOS_GROUP_TAIL}/spectrum.pdf",
         spectrum_png=f"{EOS_FIG}/{EOS_GROUP_TAIL}/spectrum.png",
-    params:
-        group=eos_group_params,
-        configs=eos_group_configs,
-    wildcard_constraints:
-        **EOS_WILDCARDS,
     log:
         f"{L}/figures/eos/{EOS_GROUP_TAIL}/compare.log",
     benchmark:
         f"{L}/benchmarks/figures/eos/{EOS_GROUP_TAIL}/compare.tsv"
+    wildcard_constraints:
+        **EOS_WILDCARDS,
     threads: threads_for("figures")
     resources:
         **res("figures"),
+    params:
+        group=eos_group_params,
+        configs=eos_group_configs,
     script:
         "../../scripts/eos_figures_compare.py"
 

@@ -1,5 +1,251 @@
-# placeholder: the stage's engineer replaces this file
+# Appendix A.1: sequence models on irregularly sampled FitzHugh-Nagumo trajectories.
+# fhn_train (one job per system x condition x model x seed) -> fhn_evaluate (scores on the test
+# split and the long rollouts) -> fhn_aggregate (tidy table + statistics over seeds) ->
+# fhn_figure (figure 2, one per system) and fhn_table (LaTeX summary).
+# Outputs: {R}/fhn/system=/condition=/model=/seed=/{model.pt,history.csv,run.json,
+#          metrics.json,curves.npz,eval.json}, {R}/aggregate/fhn/, {R}/figures/fhn/, {R}/tables/fhn/
+import inspect
+
+from otgap.models.sequence import SEQUENCE_MODELS
+
+FHN_TRAIN = FHN["train"]
+FHN_ANALYSIS = FHN["analysis"]
+FHN_TAIL = "system={system}/condition={condition}/model={model}/seed={seed}"
+
+
+def _fhn_check_config():
+    """Names and model keywords that the jobs would reject, checked before any job runs."""
+    for name, kwargs in FHN_TRAIN["model_kwargs"].items():
+        if name not in SEQUENCE_MODELS:
+            raise WorkflowError(
+                f"fhn.train.model_kwargs: unknown model '{name}'; known: {sorted(SEQUENCE_MODELS)}"
+            )
+        accepted = set(inspect.signature(SEQUENCE_MODELS[name]).parameters) - {"hidden"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise WorkflowError(
+                f"fhn.train.model_kwargs.{name}: unknown key(s) {unknown}; known: {sorted(accepted)}"
+            )
+    if FHN_ANALYSIS["reference"] not in FHN["models"]:
+        raise WorkflowError(
+            f"fhn.analysis.reference: '{FHN_ANALYSIS['reference']}' is not in fhn.models {FHN['models']}"
+        )
+    if FHN_ANALYSIS["focus_condition"] not in FHN_CONDITIONS:
+        raise WorkflowError(
+            f"fhn.analysis.focus_condition: '{FHN_ANALYSIS['focus_condition']}' is not one of "
+            f"the conditions {sorted(FHN_CONDITIONS)}"
+        )
+
+
+_fhn_check_config()
+
+
+def fhn_runs():
+    """Every (system, condition, model, seed) of the grid, in a fixed order."""
+    return [
+        {"system": s, "condition": c, "model": m, "seed": seed}
+        for s in FHN["systems"]
+        for c in FHN_CONDITIONS
+        for m in FHN["models"]
+        for seed in FHN["seeds"]
+    ]
+
+
+def fhn_run_file(run, name):
+    return f"{R}/fhn/" + FHN_TAIL.format(**run) + f"/{name}"
+
+
+def fhn_train_settings(wildcards):
+    """Everything the training job depends on (its params, hence its rerun trigger)."""
+    return {
+        "system": wildcards.system,
+        "condition": wildcards.condition,
+        "model": wildcards.model,
+        "seed": int(wildcards.seed),
+        "system_params": fhn_system_params(wildcards),
+        "hidden": FHN_TRAIN["hidden"],
+        "model_kwargs": dict(FHN_TRAIN["model_kwargs"].get(wildcards.model, {})),
+        "epochs": FHN_TRAIN["epochs"],
+        "batch_size": FHN_TRAIN["batch_size"],
+        "lr": FHN_TRAIN["lr"],
+        "eval_every": FHN_TRAIN["eval_every"],
+        "plateau_patience": FHN_TRAIN["plateau_patience"],
+        "plateau_factor": FHN_TRAIN["plateau_factor"],
+        "grad_clip": FHN_TRAIN["grad_clip"],
+        "device": FHN_TRAIN["device"],
+    }
+
+
+def fhn_checkpoint_dir(wildcards):
+    keys = ("system", "condition", "model", "seed")
+    return f"{CKPT}/fhn/" + FHN_TAIL.format(**{k: getattr(wildcards, k) for k in keys})
+
+
+def fhn_evaluate_settings(wildcards):
+    return {
+        "vpt_threshold": FHN_ANALYSIS["vpt_threshold"],
+        "keep_rollouts": FHN_ANALYSIS["keep_rollouts"],
+    }
+
+
+def fhn_figure_specs():
+    """One figure per system: figure2 for the first system, figure2_<system> for the others."""
+    regular = FHN_ANALYSIS["regular_condition"]
+    return [
+        {
+            "system": s,
+            "focus_condition": FHN_ANALYSIS["focus_condition"],
+            "regular_condition": regular if regular in FHN_CONDITIONS else None,
+            "models": list(FHN["models"]),
+            "conditions": list(FHN_CONDITIONS),
+            "seeds": list(FHN["seeds"]),
+            "smoothing": FHN_ANALYSIS["smoothing"],
+            "error_points": FHN_ANALYSIS["error_points"],
+        }
+        for s in FHN["systems"]
+    ]
+
+
+def fhn_figure_files(ext):
+    first = FHN["systems"][0]
+    return [
+        f"{R}/figures/fhn/figure2.{ext}" if s == first else f"{R}/figures/fhn/figure2_{s}.{ext}"
+        for s in FHN["systems"]
+    ]
 
 
 def fhn_targets():
-    return []
+    return [
+        f"{R}/aggregate/fhn/metrics.csv",
+        f"{R}/aggregate/fhn/stats.csv",
+        *fhn_figure_files("pdf"),
+        *fhn_figure_files("png"),
+        f"{R}/tables/fhn/summary.tex",
+    ]
+
+
+_fhn_wildcards = {
+    "system": _system_pattern,
+    "condition": _cond_pattern,
+    "model": "|".join(sorted(FHN["models"])),
+    "seed": r"\d+",
+}
+
+
+rule fhn_train:
+    input:
+        **script_inputs("scripts/fhn_train.py", data=fhn_dataset_path("{system}", "{condition}", "{seed}")),
+    output:
+        model=f"{R}/fhn/{FHN_TAIL}/model.pt",
+        history=f"{R}/fhn/{FHN_TAIL}/history.csv",
+        run_json=f"{R}/fhn/{FHN_TAIL}/run.json",
+    params:
+        settings=fhn_train_settings,
+        checkpoint_dir=fhn_checkpoint_dir,
+    wildcard_constraints:
+        **_fhn_wildcards,
+    log:
+        f"{L}/fhn/{FHN_TAIL}/train.log",
+    benchmark:
+        f"{L}/benchmarks/fhn/{FHN_TAIL}/train.tsv"
+    threads: threads_for("fhn_train")
+    resources:
+        **res("fhn_train"),
+    script:
+        "../../scripts/fhn_train.py"
+
+
+rule fhn_evaluate:
+    input:
+        **script_inputs(
+            "scripts/fhn_evaluate.py",
+            data=fhn_dataset_path("{system}", "{condition}", "{seed}"),
+            model=f"{R}/fhn/{FHN_TAIL}/model.pt",
+        ),
+    output:
+        metrics=f"{R}/fhn/{FHN_TAIL}/metrics.json",
+        curves=f"{R}/fhn/{FHN_TAIL}/curves.npz",
+        meta=f"{R}/fhn/{FHN_TAIL}/eval.json",
+    params:
+        settings=fhn_evaluate_settings,
+    wildcard_constraints:
+        **_fhn_wildcards,
+    log:
+        f"{L}/fhn/{FHN_TAIL}/evaluate.log",
+    benchmark:
+        f"{L}/benchmarks/fhn/{FHN_TAIL}/evaluate.tsv"
+    threads: 1
+    resources:
+        **res("default"),
+    script:
+        "../../scripts/fhn_evaluate.py"
+
+
+rule fhn_aggregate:
+    input:
+        **script_inputs(
+            "scripts/fhn_aggregate.py",
+            metrics=[fhn_run_file(r, "metrics.json") for r in fhn_runs()],
+        ),
+    output:
+        csv=f"{R}/aggregate/fhn/metrics.csv",
+        parquet=f"{R}/aggregate/fhn/metrics.parquet",
+        meta=f"{R}/aggregate/fhn/metrics.json",
+        stats=f"{R}/aggregate/fhn/stats.csv",
+    params:
+        runs=fhn_runs(),
+        reference=FHN_ANALYSIS["reference"],
+    log:
+        f"{L}/aggregate/fhn/aggregate.log",
+    threads: 1
+    resources:
+        **res("default"),
+    script:
+        "../../scripts/fhn_aggregate.py"
+
+
+rule fhn_figure:
+    input:
+        **script_inputs(
+            "scripts/fhn_figure.py",
+            stats=f"{R}/aggregate/fhn/stats.csv",
+            curves=[fhn_run_file(r, "curves.npz") for r in fhn_runs()],
+            truth=[
+                fhn_dataset_path(s, FHN_ANALYSIS["focus_condition"], FHN["seeds"][0])
+                for s in FHN["systems"]
+            ],
+        ),
+    output:
+        pdf=fhn_figure_files("pdf"),
+        png=fhn_figure_files("png"),
+    params:
+        runs=fhn_runs(),
+        figures=fhn_figure_specs(),
+    log:
+        f"{L}/figures/fhn/figure2.log",
+    benchmark:
+        f"{L}/benchmarks/figures/fhn/figure2.tsv"
+    threads: threads_for("figures")
+    resources:
+        **res("figures"),
+    script:
+        "../../scripts/fhn_figure.py"
+
+
+rule fhn_table:
+    input:
+        **script_inputs("scripts/fhn_table.py", stats=f"{R}/aggregate/fhn/stats.csv"),
+    output:
+        tex=f"{R}/tables/fhn/summary.tex",
+    params:
+        metrics=FHN_ANALYSIS["table_metrics"],
+        models=list(FHN["models"]),
+        conditions=list(FHN_CONDITIONS),
+        reference=FHN_ANALYSIS["reference"],
+    log:
+        f"{L}/tables/fhn/summary.log",
+    threads: 1
+    resources:
+        **res("default"),
+    script:
+        "../../scripts/fhn_table.py"

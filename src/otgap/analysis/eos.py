@@ -61,13 +61,14 @@ def load_run_data(info: Mapping[str, Any]):
     """The run's data set, loaded with the same arguments its training job used (``run.json``)."""
     from otgap.data.classification import load_dataset
 
-    try:
-        data_params = dict(info["params"]["data"])
-    except (KeyError, TypeError):
+    prov = info.get("provenance") or {}
+    data_params = (prov.get("params") or {}).get("data")
+    if not isinstance(data_params, Mapping) or "name" not in data_params:
         raise KeyError(
-            "run.json lacks params.data (the loader arguments of the training job); "
+            "run.json lacks provenance.params.data (the loader arguments of the training job); "
             "rerun the eos_train rule"
-        ) from None
+        )
+    data_params = dict(data_params)
     return load_dataset(data_params.pop("name"), **data_params)
 
 

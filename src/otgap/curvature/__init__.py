@@ -32,6 +32,7 @@ is not advanced.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -94,7 +95,8 @@ def _check_start(v0: Tensor | None, op: HessianOperator) -> Tensor | None:
         size = v0.numel() if isinstance(v0, Tensor) else type(v0).__name__
         raise ValueError(f"v0 has {size} entries, expected {op.n} (flat trainable parameters)")
     v = v0.detach().reshape(-1).to(op.device, op.dtype)
-    if not bool(torch.isfinite(v).all()) or float(v.norm()) == 0.0:
+    norm = float(v.norm())  # NaN/inf entries make the norm non-finite
+    if not math.isfinite(norm) or norm == 0.0:
         raise ValueError("v0 must be finite and non-zero")
     return v
 

@@ -47,8 +47,10 @@ class ClassificationData:
                     f"got {y.dtype} {tuple(y.shape)}"
                 )
             if tuple(x.shape[1:]) != self.input_shape:
-                raise ValueError(f"{self.name}: {part} inputs have shape {tuple(x.shape[1:])}, "
-                                 f"train inputs {self.input_shape}")
+                raise ValueError(
+                    f"{self.name}: {part} inputs have shape {tuple(x.shape[1:])}, "
+                    f"train inputs {self.input_shape}"
+                )
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
                 raise ValueError(
                     f"{self.name}: {part} labels must lie in [0, {self.n_classes}), "
@@ -67,9 +69,9 @@ class ClassificationData:
 
 def load_dataset(
     name: str,
-    *,
     size: int = 28,
     root: str | Path = DEFAULT_ROOT,
+    *,
     download: bool = False,
     n_train: int | None = None,
 ) -> ClassificationData:

@@ -239,9 +239,9 @@ def load_npz(path: str | os.PathLike, flag: str, size: int = 28) -> Classificati
 
 def load_medmnist(
     flag: str,
-    *,
     size: int = 28,
     root: str | os.PathLike = DEFAULT_ROOT,
+    *,
     download: bool = False,
 ) -> ClassificationData:
     """Load a MedMNIST 2D data set from ``root`` (downloading it first if ``download``)."""

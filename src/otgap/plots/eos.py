@@ -34,8 +34,15 @@ def config_label(row: Mapping[str, Any]) -> str:
     return f"{row['optimizer']} lr={row['lr']:g}"
 
 
-def threshold_label(preconditioned: bool) -> str:
-    return "stability threshold (preconditioned)" if preconditioned else "2/lr"
+def threshold_label(threshold: float, lr: float, preconditioned: bool) -> str:
+    """Legend text of a stability threshold: '2/lr = 10' for plain GD/SGD, else its value."""
+    if preconditioned:
+        name = "threshold (preconditioned)"
+    elif math.isclose(threshold, 2.0 / lr, rel_tol=1e-9):
+        name = "2/lr"
+    else:
+        name = "stability threshold"
+    return f"{name} = {threshold:.4g}"
 
 
 def _log_loss(z: np.ndarray) -> np.ndarray:
@@ -150,7 +157,7 @@ def figure3(run: pd.DataFrame, land: Mapping[str, np.ndarray], preconditioned: b
     s = run.dropna(subset=["sharpness"])
     ax.plot(s["step"], s["sharpness"], color="tab:green", marker=".", label="sharpness")
     threshold = float(run["threshold"].dropna().iloc[0])
-    _shade_unstable(ax, threshold, f"{threshold_label(preconditioned)} = {threshold:.3g}")
+    _shade_unstable(ax, threshold, threshold_label(threshold, float(row["lr"]), preconditioned))
     _mark_divergence(
         ax, s.assign(diverged=run["diverged"].any()) if len(s) else run, "sharpness", "tab:green"
     )
@@ -195,7 +202,7 @@ def multiseed_figure(
     ax = fig.add_subplot(gs[1, 0], sharex=ax)
     _band(ax, mean_ci(traj, "sharpness"), "tab:green", "sharpness (mean, 95% CI)")
     threshold = float(row["threshold"])
-    _shade_unstable(ax, threshold, f"{threshold_label(preconditioned)} = {threshold:.3g}")
+    _shade_unstable(ax, threshold, threshold_label(threshold, float(row["lr"]), preconditioned))
     _mark_divergence(ax, traj.dropna(subset=["sharpness"]), "sharpness", "tab:red")
     ax.set_xlabel("step")
     ax.set_ylabel("lambda_1")
@@ -321,8 +328,9 @@ def spectrum_figure(spectra: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> 
                     f"tr={sp['trace'][i]:.3g}"
                 ),
             )
-        if not bool(sp["preconditioned"]):
-            ax.axvline(float(sp["threshold"]), color="k", ls="--", lw=1, label="2/lr")
+        if not bool(sp["preconditioned"]):  # a preconditioned threshold is not about H itself
+            thr = float(sp["threshold"])
+            ax.axvline(thr, color="k", ls="--", lw=1, label=f"stability threshold = {thr:.4g}")
         ax.set_ylim(bottom=1e-6 * float(np.max(sp["density"])))
         ax.set_xlabel("Hessian eigenvalue")
         ax.set_ylabel("density (Gaussian-smoothed SLQ)")

@@ -28,6 +28,38 @@ PALETTE = (
 )
 PNG_DPI = 200
 
+# One colour per sequence model (A.1), fixed so a model looks the same in every panel and figure.
+MODEL_COLOURS = {
+    "neural_ode": "#0072B2",
+    "neural_ode_oracle": "#56B4E9",
+    "tlstm": "#E69F00",
+    "lstm_dt": "#D55E00",
+    "odernn": "#009E73",
+    "grud": "#CC79A7",
+    "last_observation": "#7F7F7F",
+}
+MODEL_LABELS = {
+    "neural_ode": "Neural ODE",
+    "neural_ode_oracle": "Neural ODE (oracle field, ablation)",
+    "tlstm": "T-LSTM",
+    "lstm_dt": "LSTM + $\\Delta t$",
+    "odernn": "ODE-RNN",
+    "grud": "GRU-D",
+    "last_observation": "Last observation",
+}
+TRUTH_COLOUR = "#000000"
+
+
+def model_colour(name: str) -> str:
+    """The model's colour; models without a fixed one get a stable pick from the palette."""
+    if name in MODEL_COLOURS:
+        return MODEL_COLOURS[name]
+    return PALETTE[sum(map(ord, name)) % len(PALETTE)]
+
+
+def model_label(name: str) -> str:
+    return MODEL_LABELS.get(name, name)
+
 
 def apply_style() -> None:
     """Set the project's matplotlib defaults (fonts, grid, colour cycle, vector-friendly text)."""

@@ -43,7 +43,7 @@ def summary_table(summary: pd.DataFrame) -> str:
             cells = [
                 _tex_escape(r["optimizer"]),
                 f"{r['lr']:g}",
-                f"{r['threshold']:.4g}",
+                f"{r['threshold']:.4g}" if r["threshold"] < 1000 else f"{r['threshold']:.0f}",
                 mean_std(100 * r["final_test_acc_mean"], 100 * r["final_test_acc_std"], 1),
                 mean_std(r["max_ratio_mean"], r["max_ratio_std"]),
                 mean_std(r["final_ratio_mean"], r["final_ratio_std"]),

@@ -101,15 +101,17 @@ def _every(value: int | str, steps_per_epoch: int, key: str) -> int:
     if value == "epoch":
         return steps_per_epoch
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"EoS settings: {key} must be a non-negative integer or 'epoch', got {value!r}")
+        raise ValueError(
+            f"EoS settings: {key} must be a non-negative integer or 'epoch', got {value!r}"
+        )
     return value
 
 
 def flat_params(model: nn.Module) -> torch.Tensor:
     """Trainable parameters in ``model.parameters()`` order, flattened into one float32 vector."""
-    return torch.cat(
-        [p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]
-    ).to(torch.float32)
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]).to(
+        torch.float32
+    )
 
 
 def snapshot_schedule(total_steps: int, n_snapshots: int) -> list[int]:

@@ -101,13 +101,19 @@ def fit_sequence_model(
     checkpoint_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     label: str = "fhn",
+    device: str | torch.device = "cpu",
 ) -> LoopResult | None:
     """Train ``model`` in place with Adam; returns the loop result (None for a baseline).
 
     ``model.prepare`` is called with the training split first. ``true_field`` is required for
-    models whose ``fit_target`` is ``"vector_field"``.
+    models whose ``fit_target`` is ``"vector_field"``. The model and the splits are moved to
+    ``device``; the model stays there.
     """
-    t, y, obs = train
+    device = torch.device(device)
+    model.to(device)
+    t, y, obs = (x.to(device) for x in train)
+    if val is not None:
+        val = tuple(x.to(device) for x in val)
     model.prepare(t, y, obs)
     if model.is_baseline:
         return None
@@ -137,6 +143,7 @@ def fit_sequence_model(
         epoch, k = divmod(step, per_epoch)
         gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
         idx = torch.randperm(n, generator=gen)[k * cfg.batch_size : (k + 1) * cfg.batch_size]
+        idx = idx.to(device)
         model.train()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(t[idx], y[idx], obs[idx])
@@ -173,3 +180,26 @@ def fit_sequence_model(
         label=label,
         log=log,
     )
+
+
+def save_sequence_model(path: str | Path, name: str, kwargs: dict, model: SequenceModel) -> None:
+    """Write ``{"model": name, "kwargs": kwargs, "state_dict": ...}`` atomically."""
+    from otgap.io import atomic_path
+
+    payload = {"model": name, "kwargs": dict(kwargs), "state_dict": model.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_sequence_model(path: str | Path) -> tuple[str, SequenceModel]:
+    """Rebuild a model written by ``save_sequence_model``; returns (name, model in eval mode)."""
+    from otgap.models.sequence import build_sequence_model
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"model file '{p}' does not exist; run the training rule first")
+    payload = torch.load(p, map_location="cpu", weights_only=True)
+    model = build_sequence_model(payload["model"], **payload["kwargs"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return payload["model"], model
