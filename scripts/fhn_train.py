@@ -65,7 +65,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         "resumed_from": result.resumed_from if result else None,
         "wall_seconds": result.wall_seconds if result else 0.0,
         "device": device,
-        "final_val_loss": history["val_loss"].iloc[-1] if "val_loss" in history else None,
+        "final_val_loss": float(history["val_loss"].iloc[-1]) if "val_loss" in history else None,
     }
     log(f"done: {summary}")
     write_json(smk.output.run_json, {**summary, "provenance": provenance(s)})

@@ -175,14 +175,17 @@ def test_config_statistics_against_numpy():
 
 
 def test_summary_table_is_booktabs():
-    from otgap.tables.eos import mean_std, summary_table
+    from otgap.tables.eos import summary_table
 
-    tex = summary_table(_summary_frame())
+    summary = _summary_frame()
+    tex = summary_table(summary)
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", "1/3", "0/3"):
         assert token in tex
     assert tex.count(r"\\") == 1 + 1 + 2  # header, group line, two configurations
-    assert mean_std(0.5, 0.25) == r"$0.50 \pm 0.25$"
-    assert mean_std(0.5, float("nan")) == "$0.50$"
+    gd = summary[summary["optimizer"] == "gd"]["final_test_acc"] * 100
+    row = next(line for line in tex.splitlines() if line.startswith("gd &"))
+    assert f"${gd.mean():.1f} \\pm {gd.std(ddof=1):.1f}$" in row
+    assert "38000" in tex  # Adam's threshold written out, not as 3.8e+04
 
 
 def test_mean_ci_and_median_seed():
@@ -268,3 +271,32 @@ def test_figures_render(tmp_path):
         plt.close(fig)
         assert (tmp_path / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_diverged_run_gives_nan_results_not_errors(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from otgap.plots.eos import multiseed_figure, spectrum_figure
+
+    model = _tiny_model()
+    x, y = _data(10)
+    theta = flat_parameters(model).numpy()
+    # Only the initial snapshot is finite: no plane, but a landscape file of NaNs.
+    snaps = np.stack([theta, np.full_like(theta, np.inf)])
+    land = trajectory_landscape(model, mse_loss, snaps, x, y, grid=4)
+    assert land["paper_loss"].shape == (4, 4) and np.isnan(land["paper_loss"]).all()
+    assert land["snapshot_used"].tolist() == [True, False]
+    # Weights so large that the loss overflows: NaN spectrum for that snapshot only.
+    spec = hessian_spectra(
+        model, mse_loss, np.stack([theta, theta * 1e200]), x, y, n_vectors=1, n_iter=5,
+        trace_matvecs=6, points=20, sigma=0.05,
+    )  # fmt: skip
+    assert np.isfinite(spec["top_eigenvalue"][0]) and np.isnan(spec["top_eigenvalue"][1])
+    assert np.isfinite(spec["density"][0]).all() and np.isnan(spec["density"][1]).all()
+    spec.update(steps=np.array([0, 5]), threshold=np.asarray(2.0), preconditioned=np.asarray(False))
+    keys = dict(dataset="d", model="m", optimizer="gd", lr="1", loss="mse", seed=0)
+    traj = run_trajectory(keys, _history([1.0, 3.0], 2.0, diverged_at=1), 2.0)
+    summary = pd.DataFrame([run_summary(traj, {"steps": 100, "diverged": True})])
+    for fig in (multiseed_figure(traj, summary, land, 0, False), spectrum_figure([("d", spec)])):
+        fig.savefig(tmp_path / "f.png")
+        plt.close(fig)

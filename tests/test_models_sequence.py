@@ -309,3 +309,20 @@ def test_grud_prepare_and_imputation():
     y2 = y1.clone()
     y2[0, 1] = torch.tensor([-3.0, 4.0])
     torch.testing.assert_close(model(t1, y2, miss), pred)
+
+
+def test_odernn_autoregressive_variant_is_causal_and_feeds_back():
+    t, y, obs = batch(T=9, p_obs=0.6)
+    torch.manual_seed(0)
+    masked = ODERNN(hidden=6)
+    ar = ODERNN(hidden=6, autoregressive=True)
+    ar.load_state_dict(masked.state_dict())
+    out_ar = ar(t, y, obs)
+    y_alt = y.clone()
+    y_alt[~obs] = float("nan")
+    y_alt[:, 6:] += 3.0
+    torch.testing.assert_close(ar(t, y_alt, obs)[:, :7], out_ar[:, :7], rtol=0, atol=0)
+    # identical while everything is observed, different after the first unobserved point
+    full = torch.ones_like(obs)
+    torch.testing.assert_close(ar(t, y, full), masked(t, y, full))
+    assert not torch.allclose(out_ar, masked(t, y, obs))

@@ -183,9 +183,17 @@ rule eos_figures:
         summary=f"{EOS_AGG}/summary.csv",
         landscapes=eos_config_landscapes,
     output:
-        figure3_pdf=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/figure3.pdf",
+        figure3_pdf=report(
+            f"{EOS_FIG}/{EOS_CONFIG_TAIL}/figure3.pdf",
+            caption="../report/eos_figure3.rst",
+            category="A.2 Edge of Stability",
+        ),
         figure3_png=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/figure3.png",
-        multiseed_pdf=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/multiseed.pdf",
+        multiseed_pdf=report(
+            f"{EOS_FIG}/{EOS_CONFIG_TAIL}/multiseed.pdf",
+            caption="../report/eos_multiseed.rst",
+            category="A.2 Edge of Stability",
+        ),
         multiseed_png=f"{EOS_FIG}/{EOS_CONFIG_TAIL}/multiseed.png",
     log:
         f"{L}/figures/eos/{EOS_CONFIG_TAIL}/figures.log",
@@ -210,9 +218,17 @@ rule eos_figures_compare:
         summary=f"{EOS_AGG}/summary.csv",
         spectra=eos_group_spectra,
     output:
-        comparison_pdf=f"{EOS_FIG}/{EOS_GROUP_TAIL}/comparison.pdf",
+        comparison_pdf=report(
+            f"{EOS_FIG}/{EOS_GROUP_TAIL}/comparison.pdf",
+            caption="../report/eos_comparison.rst",
+            category="A.2 Edge of Stability",
+        ),
         comparison_png=f"{EOS_FIG}/{EOS_GROUP_TAIL}/comparison.png",
-        spectrum_pdf=f"{EOS_FIG}/{EOS_GROUP_TAIL}/spectrum.pdf",
+        spectrum_pdf=report(
+            f"{EOS_FIG}/{EOS_GROUP_TAIL}/spectrum.pdf",
+            caption="../report/eos_spectrum.rst",
+            category="A.2 Edge of Stability",
+        ),
         spectrum_png=f"{EOS_FIG}/{EOS_GROUP_TAIL}/spectrum.png",
     log:
         f"{L}/figures/eos/{EOS_GROUP_TAIL}/compare.log",

@@ -1,7 +1,8 @@
 # Appendix A.1: sequence models on irregularly sampled FitzHugh-Nagumo trajectories.
-# fhn_train (one job per system x condition x model x seed) -> fhn_evaluate (scores on the test
-# split and the long rollouts) -> fhn_aggregate (tidy table + statistics over seeds) ->
-# fhn_figure (figure 2, one per system) and fhn_table (LaTeX summary).
+# fhn_train (one job per system x condition x model x seed) -> fhn_evaluate (one job per
+# system x condition x seed: every model scored on the test split and the long rollouts) ->
+# fhn_aggregate (tidy table + statistics over seeds) -> fhn_figure (figure 2, one per system)
+# and fhn_table (LaTeX summary).
 # Outputs: {R}/fhn/system=/condition=/model=/seed=/{model.pt,history.csv,run.json,
 #          metrics.json,curves.npz,eval.json}, {R}/aggregate/fhn/, {R}/figures/fhn/, {R}/tables/fhn/
 import inspect
@@ -55,6 +56,25 @@ def fhn_run_file(run, name):
     return f"{R}/fhn/" + FHN_TAIL.format(**run) + f"/{name}"
 
 
+def fhn_model_files(name):
+    """Files ``name`` of every configured model for the {system}/{condition}/{seed} wildcards."""
+    return [
+        f"{R}/fhn/system={{system}}/condition={{condition}}/model={m}/seed={{seed}}/{name}"
+        for m in FHN["models"]
+    ]
+
+
+def fhn_train_code(wildcards):
+    """Sources a training job depends on: its script's imports without the registry's other
+    entries, plus the module of its own model, so editing one model retrains only that model.
+    """
+    model_module = SEQUENCE_MODELS[wildcards.model].__module__
+    return sorted(
+        set(src_deps("scripts/fhn_train.py", follow_registries=False))
+        | set(src_deps(model_module, follow_registries=False))
+    )
+
+
 def fhn_train_settings(wildcards):
     """Everything the training job depends on (its params, hence its rerun trigger)."""
     return {
@@ -83,6 +103,7 @@ def fhn_checkpoint_dir(wildcards):
 
 def fhn_evaluate_settings(wildcards):
     return {
+        "models": list(FHN["models"]),
         "vpt_threshold": FHN_ANALYSIS["vpt_threshold"],
         "keep_rollouts": FHN_ANALYSIS["keep_rollouts"],
     }
@@ -109,7 +130,11 @@ def fhn_figure_specs():
 def fhn_figure_files(ext):
     first = FHN["systems"][0]
     return [
-        f"{R}/figures/fhn/figure2.{ext}" if s == first else f"{R}/figures/fhn/figure2_{s}.{ext}"
+        (
+            f"{R}/figures/fhn/figure2.{ext}"
+            if s == first
+            else f"{R}/figures/fhn/figure2_{s}.{ext}"
+        )
         for s in FHN["systems"]
     ]
 
@@ -134,49 +159,54 @@ _fhn_wildcards = {
 
 rule fhn_train:
     input:
-        **script_inputs("scripts/fhn_train.py", data=fhn_dataset_path("{system}", "{condition}", "{seed}")),
+        code=fhn_train_code,
+        data=fhn_dataset_path("{system}", "{condition}", "{seed}"),
     output:
         model=f"{R}/fhn/{FHN_TAIL}/model.pt",
         history=f"{R}/fhn/{FHN_TAIL}/history.csv",
         run_json=f"{R}/fhn/{FHN_TAIL}/run.json",
-    params:
-        settings=fhn_train_settings,
-        checkpoint_dir=fhn_checkpoint_dir,
-    wildcard_constraints:
-        **_fhn_wildcards,
     log:
         f"{L}/fhn/{FHN_TAIL}/train.log",
     benchmark:
         f"{L}/benchmarks/fhn/{FHN_TAIL}/train.tsv"
+    wildcard_constraints:
+        **_fhn_wildcards,
     threads: threads_for("fhn_train")
     resources:
         **res("fhn_train"),
+    params:
+        settings=fhn_train_settings,
+        checkpoint_dir=fhn_checkpoint_dir,
     script:
         "../../scripts/fhn_train.py"
 
 
+# One evaluation job per dataset scores every model of it: a job costs seconds of start-up
+# (importing torch) and well under a second of scoring, so per-model jobs would mostly wait.
 rule fhn_evaluate:
     input:
         **script_inputs(
             "scripts/fhn_evaluate.py",
             data=fhn_dataset_path("{system}", "{condition}", "{seed}"),
-            model=f"{R}/fhn/{FHN_TAIL}/model.pt",
+            models=fhn_model_files("model.pt"),
         ),
     output:
-        metrics=f"{R}/fhn/{FHN_TAIL}/metrics.json",
-        curves=f"{R}/fhn/{FHN_TAIL}/curves.npz",
-        meta=f"{R}/fhn/{FHN_TAIL}/eval.json",
-    params:
-        settings=fhn_evaluate_settings,
-    wildcard_constraints:
-        **_fhn_wildcards,
+        metrics=fhn_model_files("metrics.json"),
+        curves=fhn_model_files("curves.npz"),
+        meta=fhn_model_files("eval.json"),
     log:
-        f"{L}/fhn/{FHN_TAIL}/evaluate.log",
+        f"{L}/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/evaluate.log",
     benchmark:
-        f"{L}/benchmarks/fhn/{FHN_TAIL}/evaluate.tsv"
+        f"{L}/benchmarks/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/evaluate.tsv"
+    wildcard_constraints:
+        system=_system_pattern,
+        condition=_cond_pattern,
+        seed=r"\d+",
     threads: 1
     resources:
         **res("default"),
+    params:
+        settings=fhn_evaluate_settings,
     script:
         "../../scripts/fhn_evaluate.py"
 
@@ -192,14 +222,14 @@ rule fhn_aggregate:
         parquet=f"{R}/aggregate/fhn/metrics.parquet",
         meta=f"{R}/aggregate/fhn/metrics.json",
         stats=f"{R}/aggregate/fhn/stats.csv",
-    params:
-        runs=fhn_runs(),
-        reference=FHN_ANALYSIS["reference"],
     log:
         f"{L}/aggregate/fhn/aggregate.log",
     threads: 1
     resources:
         **res("default"),
+    params:
+        runs=fhn_runs(),
+        reference=FHN_ANALYSIS["reference"],
     script:
         "../../scripts/fhn_aggregate.py"
 
@@ -218,9 +248,6 @@ rule fhn_figure:
     output:
         pdf=fhn_figure_files("pdf"),
         png=fhn_figure_files("png"),
-    params:
-        runs=fhn_runs(),
-        figures=fhn_figure_specs(),
     log:
         f"{L}/figures/fhn/figure2.log",
     benchmark:
@@ -228,6 +255,9 @@ rule fhn_figure:
     threads: threads_for("figures")
     resources:
         **res("figures"),
+    params:
+        runs=fhn_runs(),
+        figures=fhn_figure_specs(),
     script:
         "../../scripts/fhn_figure.py"
 
@@ -237,15 +267,15 @@ rule fhn_table:
         **script_inputs("scripts/fhn_table.py", stats=f"{R}/aggregate/fhn/stats.csv"),
     output:
         tex=f"{R}/tables/fhn/summary.tex",
-    params:
-        metrics=FHN_ANALYSIS["table_metrics"],
-        models=list(FHN["models"]),
-        conditions=list(FHN_CONDITIONS),
-        reference=FHN_ANALYSIS["reference"],
     log:
         f"{L}/tables/fhn/summary.log",
     threads: 1
     resources:
         **res("default"),
+    params:
+        metrics=FHN_ANALYSIS["table_metrics"],
+        models=list(FHN["models"]),
+        conditions=list(FHN_CONDITIONS),
+        reference=FHN_ANALYSIS["reference"],
     script:
         "../../scripts/fhn_table.py"

@@ -127,36 +127,51 @@ def hessian_spectra(
 
     The smoothed densities share one grid spanning all nodes (padded by 5% of the range), with a
     Gaussian kernel of width ``sigma`` times that range, so they can be drawn on one axis. Nodes
-    and weights are padded with NaN/0 to a common length (Lanczos may stop early).
+    and weights are padded with NaN/0 to a common length (Lanczos may stop early). A snapshot
+    whose loss or curvature is not finite (a diverging run) gets NaN values instead of an error.
     """
     from otgap.curvature import hessian_trace, sharpness, spectral_density
 
     nodes, weights, trace, trace_err, top = [], [], [], [], []
     for vec in vectors:
         set_flat_parameters(model, vec)
-        dens = spectral_density(
-            model, loss_fn, inputs, targets, num_probes=n_vectors, num_steps=n_iter, seed=seed
-        )
-        tr = hessian_trace(model, loss_fn, inputs, targets, num_matvecs=trace_matvecs, seed=seed)
-        lam = sharpness(model, loss_fn, inputs, targets, k=1)
+        try:
+            dens = spectral_density(
+                model, loss_fn, inputs, targets, num_probes=n_vectors, num_steps=n_iter, seed=seed
+            )
+            tr = hessian_trace(
+                model, loss_fn, inputs, targets, num_matvecs=trace_matvecs, seed=seed
+            )
+            lam = float(sharpness(model, loss_fn, inputs, targets, k=1)[0])
+        except ValueError as exc:  # non-finite loss or curvature: a diverging run's weights
+            if "finite" not in str(exc):
+                raise
+            nodes.append(np.full(1, np.nan))
+            weights.append(np.zeros(1))
+            trace.append(math.nan)
+            trace_err.append(math.nan)
+            top.append(math.nan)
+            continue
         nodes.append(dens.nodes.numpy())
         weights.append(dens.weights.numpy())
         trace.append(tr.mean)
         trace_err.append(tr.stderr)
-        top.append(float(lam[0]))
+        top.append(lam)
     q = max(len(n) for n in nodes)
     node_arr = np.full((len(nodes), q), np.nan)
     weight_arr = np.zeros((len(nodes), q))
     for i, (n, w) in enumerate(zip(nodes, weights, strict=True)):
         node_arr[i, : len(n)] = n
         weight_arr[i, : len(w)] = w
-    lo, hi = float(np.nanmin(node_arr)), float(np.nanmax(node_arr))
+    finite = node_arr[np.isfinite(node_arr)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
     span = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
     grid = np.linspace(lo - 0.05 * span, hi + 0.05 * span, points)
     width = sigma * span
     z = (grid[None, :, None] - node_arr[:, None, :]) / width
     kernel = np.exp(-0.5 * np.nan_to_num(z, nan=np.inf) ** 2) / (width * math.sqrt(2 * math.pi))
     density = np.einsum("spq,sq->sp", kernel, weight_arr)
+    density[~np.isfinite(node_arr).any(axis=1)] = np.nan
     return {
         "nodes": node_arr,
         "weights": weight_arr,

@@ -12,12 +12,17 @@ preconditioner=None, chunk_size=None, v0=None, return_vectors=False)``
     eigenvectors of the preconditioned matrix). ``v0`` warm-starts from e.g. the previous call's
     top vector. Lanczos with full reorthogonalisation; stops when every reported value has Ritz
     residual ``<= tol * |lambda_1|`` (a bound on its distance to an eigenvalue).
-``hessian_eigenpairs(...same..., method="auto", eval_mode=True, seed=0)`` -> :class:`EigResult`
-    The same computation with diagnostics (``n_matvec``, ``residuals``, ``converged``).
+    Invalid input (empty batch, no trainable parameters, k > n, a preconditioner of the wrong
+    shape or with non-positive entries, a bad ``v0``, a non-finite loss) raises ``ValueError``
+    before anything is computed; hitting ``max_iter`` warns (:class:`CurvatureConvergenceWarning`).
+``hessian_eigenpairs(...same..., method="auto", eval_mode=True, seed=0, return_vectors=True)``
+    -> :class:`EigResult`: the same computation with diagnostics (``n_matvec``, ``residuals``,
+    ``converged``), a choice of HVP method and, with ``eval_mode=False``, batch statistics.
 ``hessian_trace(model, loss_fn, inputs, targets, *, num_matvecs=99, estimator="hutch++",
-chunk_size=None, seed=0)`` -> :class:`TraceEstimate` (``mean``, ``stderr``).
+chunk_size=None, method="auto", seed=0)`` -> :class:`TraceEstimate` (``mean``, ``stderr``).
 ``spectral_density(model, loss_fn, inputs, targets, *, num_probes=4, num_steps=80,
-chunk_size=None, seed=0)`` -> :class:`SpectralDensity` (nodes, weights summing to 1).
+chunk_size=None, method="auto", seed=0)`` -> :class:`SpectralDensity` (nodes, weights summing
+to 1; ``.histogram(edges)``, ``.on_grid(grid, sigma)``).
 ``adam_preconditioner(optimizer, params=None)`` -> list of diagonal tensors ``P_t``.
 ``stability_threshold(optimizer_or_name, lr=None, **hyper)``: 2/lr, (2+2b)/lr, 38/lr, ...
 
@@ -180,6 +185,11 @@ def sharpness(
     ``preconditioner`` is ``diag(P)`` flat or per parameter (e.g. :func:`adam_preconditioner`);
     ``chunk_size`` bounds memory for mean-over-samples losses; ``v0`` is a flat warm start.
     With ``return_vectors`` returns ``(values, vectors)``, vectors of shape ``(k, n)``.
+
+    Warm starts: Lanczos builds its Krylov space from ``v0`` alone, so an eigenvector that is
+    almost orthogonal to ``v0`` (a new eigenvalue overtaking the tracked one, frequent at the
+    edge of stability) is found late; the stopping test can then accept the tracked branch.
+    Track with ``k >= 2`` or cold-start now and then where crossings matter.
     """
     res = hessian_eigenpairs(
         model,

@@ -98,4 +98,6 @@ def power_iteration(
     if compute_residuals:
         for i in range(k):
             res[i] = _norm(matvec(vectors[i]) - vals[i].item() * vectors[i])
-    return EigResult(values=vals, vectors=vectors, residuals=res, n_matvec=used, converged=converged)
+    return EigResult(
+        values=vals, vectors=vectors, residuals=res, n_matvec=used, converged=converged
+    )

@@ -3,9 +3,18 @@
 A loss landscape needs the loss at every point of a ``G x G`` grid (1600 points for the paper's
 40 x 40). Instead of copying each point into the model and running one forward pass per point, the
 grid points are stacked into a batch of parameter sets and ``vmap`` maps ``functional_call`` over
-them, so one batched forward pass (batched matrix products for linear and convolution layers)
-evaluates a whole chunk of points. Chunks of ``chunk_size`` points bound the memory:
-``chunk_size * P`` parameter values plus ``chunk_size * batch_size`` activations per layer.
+them, so one batched forward pass evaluates a whole chunk of points. Chunks of ``chunk_size``
+points bound the memory: ``chunk_size * P`` parameter values plus ``chunk_size * batch_size``
+activations per layer.
+
+For points on a plane there is an exact shortcut (on by default, ``affine_head``): when the model
+is a Sequential (or wraps one) whose first parametrised layer is Linear/Conv, that layer's output
+is affine in the plane coordinates, ``h(a, b) = h(origin) + a h(d1) + b h(d2)``, so three passes
+of the first layer serve every grid point and only the rest of the network is mapped over points.
+For the paper's MLP, whose first layer (2352 x 256) holds 95% of the weights, this is what makes
+batching pay on a CPU: ``benchmarks/landscape_grid.py`` measures it against a per-point loop
+(mapping the whole model over points is no faster than the loop there, because each point's
+forward pass is already one large matrix product).
 
 Restrictions: the model must not contain BatchNorm layers (their running statistics belong to one
 parameter vector, and train-mode BatchNorm mutates buffers, which ``vmap`` forbids); the model is

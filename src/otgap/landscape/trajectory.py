@@ -41,15 +41,14 @@ def trajectory_landscape(
 
     Snapshots with non-finite entries are left out of the planes (``snapshot_used`` marks the rows
     kept); their coordinates and losses are NaN. Losses that overflow are stored as they come
-    (inf/NaN); plots mask them.
+    (inf/NaN); plots mask them. With fewer than two distinct finite snapshots (a run that
+    diverged at once) there is no plane: every grid, coordinate and loss is NaN, so the run still
+    has a landscape file and shows up as diverged instead of failing the workflow.
     """
     snaps = np.asarray(snapshots, dtype=np.float64)
     used = finite_rows(snaps)
-    if used.sum() < 2:
-        raise ValueError(
-            f"only {int(used.sum())} of {len(snaps)} snapshots are finite; a plane needs the "
-            "initial and at least one later snapshot"
-        )
+    if used.sum() < 2 or np.array_equal(snaps[used][0], snaps[used][-1]):
+        return _empty_landscape(len(snaps), used, grid, planes)
     kept = snaps[used]
     ev = BatchedLoss(model, loss_fn, inputs, targets, chunk_size=chunk_size, batch_size=batch_size)
     out: dict[str, np.ndarray] = {"snapshot_used": used}
@@ -73,4 +72,22 @@ def trajectory_landscape(
         out[f"{kind}_path_loss"] = path
         out[f"{kind}_residual"] = full_resid
         out[f"{kind}_explained_variance"] = np.asarray(plane.explained_variance)
+    return out
+
+
+def _empty_landscape(
+    n_snapshots: int, used: np.ndarray, grid: int, planes: Sequence[str]
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {
+        "snapshot_used": used,
+        "trajectory_loss": np.full(n_snapshots, np.nan),
+    }
+    for kind in planes:
+        out[f"{kind}_alphas"] = np.linspace(-1.0, 1.0, grid)
+        out[f"{kind}_betas"] = np.linspace(-1.0, 1.0, grid)
+        out[f"{kind}_loss"] = np.full((grid, grid), np.nan)
+        out[f"{kind}_coords"] = np.full((n_snapshots, 2), np.nan)
+        out[f"{kind}_path_loss"] = np.full(n_snapshots, np.nan)
+        out[f"{kind}_residual"] = np.full(n_snapshots, np.nan)
+        out[f"{kind}_explained_variance"] = np.full(2, np.nan)
     return out

@@ -7,6 +7,10 @@ steps with the wrong gap, which this avoids). The prediction at ``t_i`` decodes 
 as a change from the last observed value: ``y_hat_i = x_last + W h(t_i)``. Where ``t_i`` is observed
 a GRU cell updates the hidden state with the observation; where it is not, the update is masked
 out and the state simply keeps evolving, which is how the model extrapolates.
+
+``autoregressive=True`` instead feeds the model's own prediction to the GRU where nothing is
+observed (and uses it as the new reference state), the protocol of the paper's code for long
+rollouts; the default is Rubanova's masked update.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class ODERNN(SequenceModel):
         field_hidden: int | None = None,
         method: str = "rk4",
         n_sub: int = 1,
+        autoregressive: bool = False,
         state_dim: int = 2,
     ) -> None:
         super().__init__(state_dim)
@@ -34,6 +39,7 @@ class ODERNN(SequenceModel):
         self.hidden = hidden
         self.method = method
         self.n_sub = n_sub
+        self.autoregressive = autoregressive
         fh = field_hidden or hidden
         self.field = nn.Sequential(nn.Linear(hidden, fh), nn.Tanh(), nn.Linear(fh, hidden))
         self.gru = nn.GRUCell(state_dim, hidden)
@@ -61,7 +67,12 @@ class ODERNN(SequenceModel):
         out = [x_last]
         for i in range(1, T):
             h = self.evolve(h, t[:, i] - t[:, i - 1])
-            out.append(x_last + self.head(h))
-            h = carry_forward(obs[:, i], self.gru(y[:, i], h), h)
-            x_last = carry_forward(obs[:, i], y[:, i], x_last)
+            pred = x_last + self.head(h)
+            out.append(pred)
+            if self.autoregressive:
+                x_last = carry_forward(obs[:, i], y[:, i], pred)
+                h = self.gru(x_last, h)
+            else:
+                h = carry_forward(obs[:, i], self.gru(y[:, i], h), h)
+                x_last = carry_forward(obs[:, i], y[:, i], x_last)
         return torch.stack(out, dim=1)

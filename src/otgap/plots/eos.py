@@ -75,8 +75,22 @@ def median_final_loss_seed(summary: pd.DataFrame) -> int:
     return int(ordered["seed"].iloc[(len(ordered) - 1) // 2])
 
 
+def _no_landscape(ax, land: Mapping[str, np.ndarray], kind: str) -> bool:
+    """Write a note instead of a plot when the run left no finite landscape (diverged at once)."""
+    if np.isfinite(land[f"{kind}_loss"]).any():
+        return False
+    msg = "no landscape: fewer than two finite\nsnapshots (the run diverged)"
+    if hasattr(ax, "text2D"):
+        ax.text2D(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes)
+    return True
+
+
 def surface_panel(ax, land: Mapping[str, np.ndarray], kind: str = "paper") -> None:
     """3-D surface of log10 loss on a plane, with the projected trajectory drawn on it."""
+    if _no_landscape(ax, land, kind):
+        return
     a, b = land[f"{kind}_alphas"], land[f"{kind}_betas"]
     aa, bb = np.meshgrid(a, b)
     z = _log_loss(land[f"{kind}_loss"])
@@ -94,6 +108,8 @@ def surface_panel(ax, land: Mapping[str, np.ndarray], kind: str = "paper") -> No
 
 def contour_panel(ax, land: Mapping[str, np.ndarray], kind: str = "paper", fig=None) -> None:
     """Filled contours (25 levels) and contour lines (12) of log10 loss with the trajectory."""
+    if _no_landscape(ax, land, kind):
+        return
     a, b = land[f"{kind}_alphas"], land[f"{kind}_betas"]
     z = _log_loss(land[f"{kind}_loss"])
     filled = ax.contourf(a, b, z, levels=FILLED_LEVELS, cmap="viridis")
@@ -331,7 +347,9 @@ def spectrum_figure(spectra: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> 
         if not bool(sp["preconditioned"]):  # a preconditioned threshold is not about H itself
             thr = float(sp["threshold"])
             ax.axvline(thr, color="k", ls="--", lw=1, label=f"stability threshold = {thr:.4g}")
-        ax.set_ylim(bottom=1e-6 * float(np.max(sp["density"])))
+        peak = np.nanmax(sp["density"]) if np.isfinite(sp["density"]).any() else np.nan
+        if np.isfinite(peak) and peak > 0:
+            ax.set_ylim(bottom=1e-6 * float(peak))
         ax.set_xlabel("Hessian eigenvalue")
         ax.set_ylabel("density (Gaussian-smoothed SLQ)")
         ax.set_title(title)

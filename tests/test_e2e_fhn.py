@@ -1,0 +1,82 @@
+"""End-to-end checks of the A.1 stage on the shared quick run (fixture ``quick_run``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from otgap.config import merge, validate_config
+from otgap.io import read_npz
+from otgap.models.sequence import SEQUENCE_MODELS
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+ALWAYS_FINITE = ["rmse_interp", "mae", "rmse_extrap", "mae_extrap", "rmse_rollout",
+                 "mae_rollout", "phase_divergence"]
+
+
+@pytest.fixture(scope="module")
+def fhn_cfg():
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    cfg = validate_config(merge(base, quick), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    return cfg["fhn"]
+
+
+@pytest.fixture(scope="module")
+def frame(quick_run):
+    return pd.read_csv(quick_run / "aggregate" / "fhn" / "metrics.csv")
+
+
+def test_outputs_exist(quick_run, fhn_cfg):
+    assert (quick_run / "tables" / "fhn" / "summary.tex").read_text().count(r"\toprule") == 1
+    for k, system in enumerate(fhn_cfg["systems"]):
+        stem = "figure2" if k == 0 else f"figure2_{system}"
+        pdf = quick_run / "figures" / "fhn" / f"{stem}.pdf"
+        png = quick_run / "figures" / "fhn" / f"{stem}.png"
+        assert pdf.read_bytes()[:4] == b"%PDF"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    assert (quick_run / "aggregate" / "fhn" / "metrics.parquet").stat().st_size > 0
+    stats = pd.read_csv(quick_run / "aggregate" / "fhn" / "stats.csv")
+    assert {"mean", "std", "ci95", "p_ttest", "p_holm", "significant"} <= set(stats.columns)
+
+
+def test_every_run_present_with_finite_metrics(quick_run, frame, fhn_cfg):
+    conditions = [c["name"] for c in fhn_cfg["conditions"]]
+    expected = {
+        (s, c, m, seed)
+        for s in fhn_cfg["systems"]
+        for c in conditions
+        for m in fhn_cfg["models"]
+        for seed in fhn_cfg["seeds"]
+    }
+    got = set(frame[["system", "condition", "model", "seed"]].itertuples(index=False, name=None))
+    assert got == expected
+    bad = frame[~np.isfinite(frame[ALWAYS_FINITE].to_numpy(float)).all(axis=1)]
+    assert bad.empty, f"non-finite metrics:\n{bad}"
+    # VPT is defined exactly where the system has a Lyapunov time
+    for (system, condition, seed), grp in frame.groupby(["system", "condition", "seed"]):
+        path = (quick_run / "data" / "fhn" / f"system={system}" / f"condition={condition}"
+                / f"seed={seed}" / "dataset.npz")
+        lyap_time = float(read_npz(path)["lyapunov_time"])
+        assert np.isfinite(grp["vpt"]).all() == math.isfinite(lyap_time)
+
+
+def test_trained_models_beat_last_observation_on_interpolation(frame):
+    means = frame.groupby(["system", "condition", "model"])["rmse_interp"].mean()
+    for (system, condition), grp in means.groupby(level=[0, 1]):
+        by_model = grp.droplevel([0, 1])
+        baseline = by_model["last_observation"]
+        for model, value in by_model.items():
+            if SEQUENCE_MODELS[model].is_baseline:
+                continue
+            assert value < baseline, (
+                f"{system}/{condition}: {model} interpolation RMSE {value:.4f} is not below "
+                f"the last-observation baseline {baseline:.4f}"
+            )

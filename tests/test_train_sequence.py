@@ -1,0 +1,143 @@
+"""Training and scoring of the A.1 sequence models on a small FitzHugh-Nagumo dataset."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from otgap.data.fhn import vector_field
+from otgap.data.fhn_dataset import Condition, DatasetSpec, build_dataset
+from otgap.metrics.forecast import METRIC_NAMES, evaluate_forecaster
+from otgap.models.sequence import build_sequence_model
+from otgap.train.sequence import (
+    FitConfig,
+    fit_sequence_model,
+    one_step_loss,
+    split_tensors,
+    vector_field_loss,
+)
+
+SPEC = DatasetSpec(
+    n_train=48, n_val=16, n_test=16, n_context=12, horizon=6, rollout_n=3, rollout_length=80,
+    rollout_context=5, burn_in=50.0,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build_dataset("fhn", Condition("sparse", 0.3, 0.7), 0, SPEC, 0.0, np.array([1.2, 0.5]))
+
+
+def test_dataset_fixture_has_the_contract_keys(data):
+    for split in ("train", "val", "test"):
+        assert not np.any(data[f"{split}_obs"] & data[f"{split}_target"])
+        assert data[f"{split}_obs"][:, 0].all()
+    assert math.isnan(float(data["lyapunov_time"]))
+
+
+def test_one_step_loss_by_hand_and_nan_safe():
+    t = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    y = torch.tensor([[[0.0, 0.0], [1.0, 2.0], [5.0, 5.0], [3.0, 1.0]]])
+    obs = torch.tensor([[True, True, False, True]])
+    model = build_sequence_model("last_observation")
+    # predictions at observed 1 and 3: y0 = (0,0) and y1 = (1,2); errors (1,2) and (2,-1)
+    expected = (1 + 4 + 4 + 1) / 4
+    assert float(one_step_loss(model, t, y, obs)) == pytest.approx(expected)
+    y_nan = y.clone()
+    y_nan[0, 2] = float("nan")
+    assert float(one_step_loss(model, t, y_nan, obs)) == pytest.approx(expected)
+
+
+def _fit(name, data, epochs=15, seed=0, **kw):
+    torch.manual_seed(seed)
+    model = build_sequence_model(name, hidden=16, **kw)
+    cfg = FitConfig(epochs=epochs, batch_size=16, lr=5e-3)
+    res = fit_sequence_model(
+        model, split_tensors(data, "train"), cfg, seed=seed, val=split_tensors(data, "val"),
+        true_field=lambda t, y: vector_field(t, y, system="fhn"), log=lambda msg: None,
+    )
+    return model, res
+
+
+@pytest.mark.parametrize("name", ["neural_ode", "lstm_dt", "grud"])
+def test_training_reduces_validation_loss(name, data):
+    model, res = _fit(name, data)
+    val = [r["val_loss"] for r in res.history]
+    assert res.steps_done == 15 * 3 and not res.diverged
+    assert val[-1] < 0.5 * val[0], val
+
+
+def test_training_is_deterministic(data):
+    a, _ = _fit("tlstm", data, epochs=3, seed=4)
+    b, _ = _fit("tlstm", data, epochs=3, seed=4)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_oracle_regresses_the_true_field(data):
+    t, y, obs = split_tensors(data, "train")
+    truth = lambda tt, yy: vector_field(tt, yy, system="fhn")  # noqa: E731
+    torch.manual_seed(0)
+    with torch.no_grad():
+        before = float(vector_field_loss(build_sequence_model("neural_ode_oracle", hidden=16),
+                                         t, y, obs, truth))
+    model, res = _fit("neural_ode_oracle", data, epochs=30)
+    with torch.no_grad():
+        after = float(vector_field_loss(model, t, y, obs, truth))
+    assert after < 0.2 * before
+    with pytest.raises(ValueError, match="true_field"):
+        fit_sequence_model(model, (t, y, obs), FitConfig(epochs=1, batch_size=8, lr=1e-3), seed=0)
+
+
+def test_baseline_is_not_trained(data):
+    model = build_sequence_model("last_observation")
+    out = fit_sequence_model(model, split_tensors(data, "train"),
+                             FitConfig(epochs=5, batch_size=8, lr=1e-3), seed=0)
+    assert out is None
+
+
+def test_fit_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        FitConfig(epochs=1, batch_size=0, lr=1e-3)
+    with pytest.raises(ValueError):
+        FitConfig(epochs=1, batch_size=1, lr=0.0)
+
+
+def test_evaluation_of_last_observation_by_hand(data):
+    model = build_sequence_model("last_observation")
+    metrics, curves = evaluate_forecaster(model, data, keep_rollouts=1)
+    assert set(metrics) == set(METRIC_NAMES)
+    # independent numpy computation of the zero-order hold at the held-out points
+    y, obs, target = data["test_y"], data["test_obs"], data["test_target"]
+    sq = []
+    for b in range(len(y)):
+        last = y[b, 0]
+        for i in range(1, y.shape[1]):
+            if target[b, i]:
+                sq.extend((last - y[b, i]) ** 2)
+            if obs[b, i]:
+                last = y[b, i]
+    assert metrics["rmse_interp"] == pytest.approx(math.sqrt(np.mean(sq)))
+    rc = int(data["rollout_context"])
+    held = data["rollout_y"][:, rc - 1 : rc]
+    rollout_err = data["rollout_y"][:, rc:] - held
+    assert metrics["rmse_rollout"] == pytest.approx(math.sqrt(np.mean(rollout_err**2)))
+    assert math.isnan(metrics["vpt"])  # the unforced system has no Lyapunov time
+    assert curves["rollout_pred"].shape == (1, *data["rollout_y"].shape[1:])
+    assert curves["error_growth_mean"].shape == (data["rollout_y"].shape[1] - rc,)
+
+
+def test_evaluation_vpt_and_input_checks(data):
+    chaotic = dict(data, lyapunov_time=np.float64(25.0))
+    metrics, curves = evaluate_forecaster(build_sequence_model("last_observation"), chaotic)
+    assert math.isfinite(metrics["vpt"]) and metrics["vpt"] >= 0
+    assert np.isfinite(curves["vpt_per_trajectory"]).all()
+    bad = dict(data, test_target=data["test_obs"].copy())
+    with pytest.raises(ValueError, match="overlap"):
+        evaluate_forecaster(build_sequence_model("last_observation"), bad)
+    missing = {k: v for k, v in data.items() if k != "rollout_t"}
+    with pytest.raises(KeyError, match="rollout_t"):
+        evaluate_forecaster(build_sequence_model("last_observation"), missing)
