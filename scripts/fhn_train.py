@@ -9,7 +9,8 @@ from otgap.data.fhn import vector_field
 from otgap.io import read_npz, write_csv, write_json
 from otgap.jobs import job
 from otgap.models.sequence import build_sequence_model
-from otgap.train import clear_checkpoint, seed_everything
+from otgap.train.determinism import seed_everything
+from otgap.train.loop import clear_checkpoint
 from otgap.train.provenance import provenance
 from otgap.train.sequence import FitConfig, fit_sequence_model, save_sequence_model, split_tensors
 
