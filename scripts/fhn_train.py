@@ -31,6 +31,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         plateau_factor=float(s["plateau_factor"]),
         plateau_patience=s["plateau_patience"],
         eval_every_epochs=int(s["eval_every"]),
+        checkpoint_every_epochs=int(s["checkpoint_every"]),
     )
     train = split_tensors(data, "train")
     log(f"{name}: {n_params} parameters, {train[0].shape[0]} training sequences of "

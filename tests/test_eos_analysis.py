@@ -194,7 +194,7 @@ def test_mean_ci_and_median_seed():
     frame = pd.DataFrame({"step": [0, 0, 0, 1, 1], "v": [1.0, 2.0, 3.0, 4.0, np.inf]})
     ci = mean_ci(frame, "v")
     assert ci["mean"].tolist() == [2.0, 4.0]
-    assert ci["hi"].iloc[0] - ci["mean"].iloc[0] == pytest.approx(1.96 * 1.0 / np.sqrt(3))
+    assert ci["hi"].iloc[0] - ci["mean"].iloc[0] == pytest.approx(4.302653 * 1.0 / np.sqrt(3))  # t(0.975, 2)
     assert ci["hi"].iloc[1] == ci["lo"].iloc[1] == 4.0  # one value: no spread
     s = pd.DataFrame(
         {

@@ -130,3 +130,26 @@ def test_nan_metrics_survive_aggregation():
     row = st[st.model == "x"].iloc[0]
     assert math.isnan(row["mean"]) and row["n"] == 0 and not row["significant"]
     assert isinstance(pd.DataFrame(st), pd.DataFrame)
+
+
+def test_table_marks_lost_seeds_and_never_bolds_them():
+    """A model whose metric is non-finite on some seeds is marked and cannot be 'best'."""
+    import pandas as pd
+
+    from otgap.tables.fhn import summary_table
+
+    rows = [
+        dict(model="unstable", mean=0.1, n_nonfinite=2),
+        dict(model="neural_ode", mean=0.2, n_nonfinite=0),
+    ]
+    stats = pd.DataFrame(
+        [
+            dict(system="fhn", condition="c", metric="rmse_interp", std=0.01, significant=False, **r)
+            for r in rows
+        ]
+    )
+    tex = summary_table(stats, metrics=["rmse_interp"])
+    unstable = next(line for line in tex.splitlines() if line.startswith("unstable"))
+    reference = next(line for line in tex.splitlines() if line.startswith("neural"))
+    assert "2\\,\\mathrm{failed}" in unstable and "mathbf" not in unstable
+    assert "mathbf" in reference

@@ -93,6 +93,7 @@ def fhn_train_settings(wildcards):
         "plateau_factor": FHN_TRAIN["plateau_factor"],
         "grad_clip": FHN_TRAIN["grad_clip"],
         "device": FHN_TRAIN["device"],
+        "checkpoint_every": FHN_TRAIN["checkpoint_every"],
     }
 
 

@@ -138,6 +138,12 @@ def build_dataset(
     y0 = rng.uniform(-2.0, 2.0, size=(spec.rollout_n, 2))
     period = drive_period(system, spec.params)
     t0 = rng.uniform(0.0, period, size=spec.rollout_n) if period > 0 else np.zeros(spec.rollout_n)
+    if period > 0:
+        # chaotic system: start the rollouts on the attractor, so that the valid prediction time
+        # measures error growth on the attractor rather than the approach to it
+        grid = np.stack([t0, t0 + spec.burn_in], axis=1)
+        y0 = simulate(y0, grid, system=system, params=dict(spec.params))[:, -1]
+        t0 = grid[:, -1]
     t = jittered_times(rng, spec.rollout_n, spec.rollout_length, spec.dt, spec.rollout_jitter, t0)
     arrays["rollout_t"] = t
     arrays["rollout_y"] = simulate(y0, t, system=system, params=dict(spec.params))

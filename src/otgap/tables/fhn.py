@@ -50,9 +50,16 @@ def summary_table(
             if sub.empty or not np.isfinite(sub["mean"].to_numpy(float)).any():
                 continue
             cell = sub.set_index(["model", "condition"])
+            # a cell whose mean lost seeds (non-finite metric, e.g. a blown-up rollout) is marked
+            # with its n and can never be "best": dropping failures must not flatter a model
+            complete = (
+                sub["n_nonfinite"].to_numpy(float) == 0
+                if "n_nonfinite" in sub
+                else np.ones(len(sub), dtype=bool)
+            )
             best = {}
             for c in conditions:
-                col = sub[sub["condition"] == c]["mean"].to_numpy(float)
+                col = sub[(sub["condition"] == c) & complete]["mean"].to_numpy(float)
                 col = col[np.isfinite(col)]
                 if col.size:
                     lower = LOWER_IS_BETTER.get(metric, True)
@@ -66,13 +73,17 @@ def summary_table(
                         continue
                     r = cell.loc[(m, c)]
                     sig = m != reference and bool(r["significant"])
+                    lost = int(r["n_nonfinite"]) if "n_nonfinite" in r.index else 0
+                    mark = "^{\\dagger}" if sig else ""
+                    if lost:
+                        mark += f"^{{({lost}\\,\\mathrm{{failed}})}}"
                     row.append(
                         mean_std(
                             float(r["mean"]),
                             float(r["std"]),
                             digits,
-                            bold=c in best and float(r["mean"]) == best[c],
-                            mark="^{\\dagger}" if sig else "",
+                            bold=not lost and c in best and float(r["mean"]) == best[c],
+                            mark=mark,
                         )
                     )
                 rows.append(row)
@@ -81,7 +92,8 @@ def summary_table(
     if not sections:
         raise ValueError("no finite statistics to tabulate")
     notes = [
-        "Mean +- std over seeds. Bold: best mean per column.",
+        "Mean +- std over seeds. Bold: best mean per column among cells with every seed finite.",
+        "(k failed): k seeds gave a non-finite value (e.g. a rollout that blew up) and are left out.",
         f"Dagger: differs from {reference} (paired t-test over seeds, Holm-corrected p < 0.05).",
     ]
     return booktabs_table(header, sections, notes=notes)
