@@ -2,8 +2,8 @@
 
 from otgap.data.classification import load_dataset
 from otgap.jobs import job
-from otgap.train.loop import clear_checkpoint
 from otgap.train.eos import EosSettings, train_eos, write_outputs
+from otgap.train.loop import clear_checkpoint
 from otgap.train.provenance import provenance
 
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake

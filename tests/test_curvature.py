@@ -22,6 +22,7 @@ from otgap.curvature import (
     spectral_density,
     stability_threshold,
 )
+from otgap.curvature.lanczos import MIN_KRYLOV_DIM, lanczos_topk
 
 # torch.func's forward-mode AD registers decompositions with the deprecated torch.jit.script
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
@@ -410,6 +411,82 @@ def test_warm_start_needs_fewer_products() -> None:
     )
     assert warm.values[0] == pytest.approx(float(cold.values[0]), rel=1e-7)
     assert warm.n_matvec < cold.n_matvec
+
+
+# An eigenvalue overtaking the tracked one (edge of stability): the operator of the review, top
+# eigenvalues 10 and 9 over a spread 8..-1 (n = 2000), warm-started at the eigenvector of 9. The
+# unguarded solver stopped after 1-2 products at 9, reporting convergence.
+N_OVERTAKEN = 2000
+
+
+@pytest.fixture(scope="module")
+def overtaken() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, u2)``: a dense symmetric A with spectrum 10, 9, linspace(8, -1), and the unit
+    eigenvector of 9."""
+    n, g = N_OVERTAKEN, torch.Generator().manual_seed(7)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    spectrum = torch.cat(
+        [torch.tensor([10.0, 9.0], dtype=torch.float64), torch.linspace(8.0, -1.0, n - 2)]
+    )
+    A = (Q * spectrum) @ Q.t()
+    return (A + A.t()) / 2, Q[:, 1].clone()
+
+
+def _near(u: torch.Tensor, noise: float) -> torch.Tensor:
+    r = torch.randn(u.numel(), generator=torch.Generator().manual_seed(99), dtype=u.dtype)
+    return u + noise * r / r.norm()
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-5])
+@pytest.mark.parametrize("tol", [1e-4, 1e-2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lanczos_warm_start_finds_overtaking_eigenvalue(overtaken, noise, tol, seed) -> None:
+    A, u2 = overtaken
+    res = lanczos_topk(
+        lambda v: A @ v,
+        N_OVERTAKEN,
+        tol=tol,
+        v0=_near(u2, noise),
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    assert res.converged
+    assert abs(float(res.values[0]) - 10.0) <= tol * 10.0
+    assert res.n_matvec >= MIN_KRYLOV_DIM
+
+
+def test_unguarded_warm_start_is_what_failed(overtaken) -> None:
+    """Without blend and minimum Krylov size the residual test accepts the eigenvalue 9."""
+    A, u2 = overtaken
+    res = lanczos_topk(
+        lambda v: A @ v, N_OVERTAKEN, v0=_near(u2, 1e-5), dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0), warm_blend=0.0, min_iter=1,
+    )  # fmt: skip
+    assert res.converged and res.n_matvec <= 2
+    assert float(res.values[0]) == pytest.approx(9.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-5])
+def test_sharpness_warm_start_finds_overtaking_eigenvalue(overtaken, noise) -> None:
+    """The same through the public API: a quadratic model whose Hessian is exactly A."""
+    A, u2 = overtaken
+
+    class Quadratic(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(N_OVERTAKEN))
+            self.register_buffer("A", A)
+
+        def forward(self, x):  # per-sample loss 0.5 x_i w^T A w, mean over the batch
+            return 0.5 * x * (self.w @ self.A @ self.w)
+
+    model, x = Quadratic(), torch.ones(2)
+    loss = lambda out, _: out.mean()  # noqa: E731
+    vals = sharpness(model, loss, x, x, v0=_near(u2, noise))
+    assert abs(float(vals[0]) - 10.0) <= 1e-4 * 10.0
+    res = hessian_eigenpairs(model, loss, x, x, tol=1e-2, v0=_near(u2, noise))
+    assert res.converged and res.n_matvec >= MIN_KRYLOV_DIM
+    assert abs(float(res.values[0]) - 10.0) <= 1e-2 * 10.0
 
 
 def test_returned_vectors_carry_no_subnormals() -> None:

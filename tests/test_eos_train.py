@@ -24,7 +24,6 @@ from otgap.data.digits import load_digits  # noqa: E402
 from otgap.models.classifiers import CLASSIFIERS  # noqa: E402
 from otgap.optim import OPTIMIZERS  # noqa: E402
 from otgap.train.determinism import seed_everything  # noqa: E402
-from otgap.train.loop import Preempted  # noqa: E402
 from otgap.train.eos import (  # noqa: E402
     EosSettings,
     flat_params,
@@ -34,6 +33,7 @@ from otgap.train.eos import (  # noqa: E402
     snapshot_schedule,
     train_eos,
 )
+from otgap.train.loop import Preempted  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 HYPER = {"mlp": {"hidden": [12]}, "cnn": {"channels": [3]}}
@@ -99,6 +99,11 @@ def test_run_shapes_and_records(tiny, model, optimizer):
     # sharpness at multiples of eig_every and at the last step, NaN elsewhere
     measured = h.step.isin([0, 4, 6])
     assert h.sharpness_raw[measured].notna().all() and h.sharpness_raw[~measured].isna().all()
+    # solver diagnostics where measured (warm starts run a minimum Krylov size), empty elsewhere
+    assert h.eig_matvec.dtype == "Int64" and h.eig_converged.dtype == "boolean"
+    min_products = min(curvature.lanczos.MIN_KRYLOV_DIM, res.summary["n_params"])
+    assert (h.eig_matvec[measured] >= min_products).all() and h.eig_matvec[~measured].isna().all()
+    assert h.eig_converged[measured].all() and h.eig_converged[~measured].isna().all()
     assert (h.eig_2 <= h.sharpness + 1e-9)[h.sharpness.notna()].all()
     if spec.preconditioned:  # P_t does not exist before the first step
         assert np.isnan(h.sharpness[0]) and h.sharpness[h.step.isin([4, 6])].notna().all()
@@ -293,7 +298,8 @@ def test_script_writes_the_documented_files(tmp_path):
     h = pd.read_csv(out / "history.csv")
     assert list(h.columns) == [
         "step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "sharpness",
-        "sharpness_raw", "eig_2", "threshold", "grad_norm", "diverged",
+        "sharpness_raw", "eig_2", "eig_matvec", "eig_converged", "threshold", "grad_norm",
+        "diverged",
     ]  # fmt: skip
     assert h.step.tolist() == [0, 1, 2] and h.diverged.dtype == bool
     with np.load(out / "snapshots.npz") as z:

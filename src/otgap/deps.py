@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _REGISTRY_ENTRY = re.compile(r"^(otgap(?:\.\w+)+):[\w.]+$")
@@ -82,7 +82,7 @@ def source_dependencies(
     return list(_cached(str(Path(repo).resolve()), tuple(roots), follow_registries))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(repo: str, roots: tuple[str, ...], follow_registries: bool) -> tuple[str, ...]:
     base = Path(repo)
     src = base / "src"

@@ -14,7 +14,6 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 
-
 def check_registry_names():
     """Model and optimizer names must exist in the registries: fail before any job otherwise."""
     from otgap.models.classifiers import CLASSIFIERS
@@ -25,7 +24,11 @@ def check_registry_names():
     checks = [
         ("fhn.models", config["fhn"]["models"], SEQUENCE_MODELS),
         ("eos.models", config["eos"]["models"], CLASSIFIERS),
-        ("eos.optimizers", [o["name"] for o in config["eos"]["optimizers"]], OPTIMIZERS),
+        (
+            "eos.optimizers",
+            [o["name"] for o in config["eos"]["optimizers"]],
+            OPTIMIZERS,
+        ),
     ]
     for key, names, registry in checks:
         unknown = [n for n in names if n not in registry]

@@ -51,6 +51,11 @@ def read_run(history: str | Path, snapshots: str | Path | None, run_json: str | 
     if "settings" not in info:
         raise KeyError(f"'{run_json}' has no 'settings'; was it written by the eos_train rule?")
     hist = pd.read_csv(history)
+    # solver diagnostics (absent from older runs): nullable dtypes, empty where not measured
+    if "eig_matvec" in hist:
+        hist["eig_matvec"] = hist["eig_matvec"].astype("Int64")
+    if "eig_converged" in hist:
+        hist["eig_converged"] = hist["eig_converged"].astype("boolean")
     if snapshots is None:
         return EosRun(info, hist, np.zeros(0, dtype=np.int64), np.zeros((0, 0), np.float32))
     snap = read_npz(snapshots, required=("steps", "params"))

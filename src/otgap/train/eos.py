@@ -8,8 +8,12 @@ run records losses, accuracies and the full-gradient norm; every ``eig_every`` s
 Hessian eigenvalues of the training loss on the first ``eig_subset`` training samples, warm-started
 from the previous top eigenvector. For preconditioned optimizers (Adam, AdamW) the compared
 quantity is lambda_1(P^-1 H) (``sharpness``) and the plain lambda_1(H) is kept as
-``sharpness_raw``. ``n_snapshots`` evenly spaced parameter vectors (always the initial and the
-final one) are kept for the loss-landscape stage.
+``sharpness_raw``. ``eig_matvec`` counts the Hessian-vector products those measurements used (both
+of them for preconditioned optimizers) and ``eig_converged`` says whether every one met ``eig_tol``
+before ``eig_max_iter`` (both empty where nothing was measured); warm starts are guarded against
+an eigenvalue overtaking the tracked one at the price of at least 12 products per measurement
+(see ``otgap.curvature.lanczos``). ``n_snapshots`` evenly spaced parameter vectors (always the
+initial and the final one) are kept for the loss-landscape stage.
 
 Everything that must survive a restart (model, optimizer, warm-start vectors, snapshots) lives in
 the training loop's checkpoint, so a preempted job resumes to the same numbers.
@@ -153,7 +157,8 @@ def history_columns(eig_k: int) -> list[str]:
     eigs = [f"eig_{i}" for i in range(2, eig_k + 1)]
     return [
         "step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc",
-        "sharpness", "sharpness_raw", *eigs, "threshold", "grad_norm", "diverged",
+        "sharpness", "sharpness_raw", *eigs, "eig_matvec", "eig_converged", "threshold",
+        "grad_norm", "diverged",
     ]  # fmt: skip
 
 
@@ -170,7 +175,7 @@ def train_eos(
     ``callback(step)`` is called after every update (progress reporting; tests use it to send a
     preemption signal). Raises ``otgap.train.Preempted`` after checkpointing on SIGTERM/SIGUSR1.
     """
-    from otgap.curvature import sharpness as top_eigenvalues
+    from otgap.curvature import hessian_eigenpairs
     from otgap.train.determinism import seed_everything
 
     s = settings
@@ -247,9 +252,10 @@ def train_eos(
         v = torch.randn(n_params, generator=gen)
         return v / v.norm()
 
-    def eigenvalues(preconditioner, key: str) -> list[float]:
+    def eigenvalues(preconditioner, key: str, record: dict[str, Any]) -> list[float]:
+        """Top ``eig_k`` values; adds the products used and the convergence flag to ``record``."""
         v0 = extras[key] if extras[key] is not None else start_vector()
-        values, vectors = top_eigenvalues(
+        res = hessian_eigenpairs(
             model,
             loss_fn,
             x_eig,
@@ -261,8 +267,10 @@ def train_eos(
             v0=v0,
             return_vectors=True,
         )
-        extras[key] = vectors[0].detach().clone()
-        return [float(v) for v in values]
+        extras[key] = res.vectors[0].detach().clone()
+        record["eig_matvec"] = record.get("eig_matvec", 0) + res.n_matvec
+        record["eig_converged"] = record.get("eig_converged", True) and bool(res.converged)
+        return [float(v) for v in res.values]
 
     def eval_fn(step: int) -> dict[str, Any]:
         model.eval()
@@ -282,11 +290,11 @@ def train_eos(
         }
         eig_step = eig_every and (step % eig_every == 0 or step == total_steps)
         if eig_step and finite:
-            raw = eigenvalues(None, "v0_raw")
+            raw = eigenvalues(None, "v0_raw", record)
             record["sharpness_raw"] = raw[0]
             if spec.preconditioned:
                 p = spec.preconditioner(optimizer)
-                compared = eigenvalues(p, "v0") if p is not None else [math.nan] * s.eig_k
+                compared = eigenvalues(p, "v0", record) if p is not None else [math.nan] * s.eig_k
             else:
                 compared = raw
             record["sharpness"] = compared[0]
@@ -319,6 +327,8 @@ def train_eos(
     history = history.reindex(columns=history_columns(s.eig_k))
     history["diverged"] = history["diverged"].fillna(False).astype(bool)
     history["step"] = history["step"].astype(np.int64)
+    history["eig_matvec"] = history["eig_matvec"].astype("Int64")  # <NA> where not measured
+    history["eig_converged"] = history["eig_converged"].astype("boolean")
     summary = {
         "settings": asdict(s),
         "dataset": data.name,
