@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otgap.config import ConfigError, load_config, merge, stage_resources, validate_config
+from otgap.config import (
+    ConfigError,
+    canonicalise_in_place,
+    load_config,
+    merge,
+    stage_resources,
+    validate_config,
+)
 
 from .conftest import QUICK, REPO, snakemake
 
@@ -93,7 +100,7 @@ def test_workflow_stops_before_any_job_on_bad_config(tmp_path):
         "results_root": str(tmp_path / "results"),
         "fhn": {"conditions": [{"name": "x", "jitter": 0.3, "obs_fraction": 1.5}]},
     }
-    proc = snakemake("-n", *QUICK, "--configfile", _overlay(tmp_path, bad))
+    proc = snakemake("-n", *QUICK, _overlay(tmp_path, bad))
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "fhn.conditions[0].obs_fraction" in out
@@ -104,13 +111,22 @@ def test_workflow_rejects_unwritable_results_root(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     overlay = _overlay(tmp_path, {"results_root": str(blocker / "results")})
-    proc = snakemake("-n", *QUICK, "--configfile", overlay)
+    proc = snakemake("-n", *QUICK, overlay)
     assert proc.returncode != 0
     assert "cannot create output directory" in proc.stdout + proc.stderr
 
 
 def test_workflow_rejects_unknown_registry_names(tmp_path):
     overlay = _overlay(tmp_path, {"results_root": str(tmp_path / "r"), "fhn": {"models": ["nope"]}})
-    proc = snakemake("-n", *QUICK, "--configfile", overlay)
+    proc = snakemake("-n", *QUICK, overlay)
     assert proc.returncode != 0
     assert "fhn.models" in proc.stdout + proc.stderr and "nope" in proc.stdout + proc.stderr
+
+
+def test_canonical_order_ignores_yaml_key_order():
+    a = {"b": {"y": 1, "x": [{"q": 1, "p": 2}]}, "a": 0}
+    b = {"a": 0, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}
+    ident = a
+    canonicalise_in_place(a)
+    canonicalise_in_place(b)
+    assert ident is a and str(a) == str(b)

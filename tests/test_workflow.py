@@ -17,7 +17,7 @@ import yaml
 
 from otgap.config import load_config
 
-from .conftest import QUICK, REPO, job_counts, snakemake
+from .conftest import REPO, job_counts, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -38,8 +38,10 @@ def repo_copy(quick_run, tmp_path) -> Path:
     return dst
 
 
-def dry_run(cwd: Path, *extra: str) -> dict[str, int]:
-    proc = snakemake("-n", *QUICK, *extra, cwd=cwd)
+def dry_run(cwd: Path, overlay: Path | None = None) -> dict[str, int]:
+    # one --configfile flag with both files: a second flag would replace the first
+    configs = ["--configfile", "config/quick.yaml"] + ([str(overlay)] if overlay else [])
+    proc = snakemake("-n", *configs, cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return job_counts(proc.stdout + proc.stderr)
 
@@ -70,7 +72,7 @@ def test_changing_one_condition_reruns_only_its_jobs(repo_copy, tmp_path):
     changed["obs_fraction"] = round(changed["obs_fraction"] * 0.8, 3)
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"fhn": {"conditions": conditions}}))
-    counts = dry_run(repo_copy, "--configfile", str(overlay))
+    counts = dry_run(repo_copy, overlay)
     n_seeds, n_systems = len(QUICK_CFG["fhn"]["seeds"]), len(QUICK_CFG["fhn"]["systems"])
     assert counts.get("fhn_dataset") == n_seeds * n_systems
     assert "fhn_lyapunov" not in counts
@@ -83,7 +85,7 @@ def test_changing_one_condition_reruns_only_its_jobs(repo_copy, tmp_path):
 def test_changing_an_eos_value_leaves_fhn_alone(repo_copy, tmp_path):
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"eos": {"eig_subset": QUICK_CFG["eos"]["eig_subset"] // 2}}))
-    counts = dry_run(repo_copy, "--configfile", str(overlay))
+    counts = dry_run(repo_copy, overlay)
     assert counts and not fhn_rules(counts)
     assert eos_rules(counts)
 

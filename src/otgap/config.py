@@ -70,6 +70,27 @@ def validate_config(config: dict, schema: Mapping | str | Path) -> dict:
     return config
 
 
+def canonical(obj: Any) -> Any:
+    """The same data with every mapping's keys sorted (recursively).
+
+    Snakemake's params trigger compares a job's params as text, so two configs that differ only in
+    key order would rerun jobs. The workflow canonicalises the config once at start-up.
+    """
+    if isinstance(obj, Mapping):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def canonicalise_in_place(config: dict) -> dict:
+    """Sort ``config``'s keys recursively, keeping the top-level object (Snakemake's global)."""
+    items = canonical(config)
+    config.clear()
+    config.update(items)
+    return config
+
+
 def merge(base: dict, overlay: Mapping) -> dict:
     """Merge like Snakemake's --configfile overlay: dicts key by key, everything else replaced."""
     out = copy.deepcopy(base)

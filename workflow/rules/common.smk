@@ -1,7 +1,7 @@
 # Helpers shared by every rule file: config validation, paths, resources, source dependencies.
 from pathlib import Path
 
-from otgap.config import ConfigError, stage_resources, validate_config
+from otgap.config import ConfigError, canonicalise_in_place, stage_resources, validate_config
 from otgap.deps import source_dependencies
 from otgap.io import OutputError, ensure_writable_dir
 
@@ -12,6 +12,8 @@ try:
     validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
+# key order in the YAML files must not matter to the params rerun trigger
+canonicalise_in_place(config)
 
 
 def check_registry_names():
