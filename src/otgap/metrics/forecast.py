@@ -132,7 +132,9 @@ def evaluate_forecaster(
     curves = {
         "error_growth_mean": growth_mean,
         "error_growth_std": growth_std,
-        "rollout_time": rt[0, rc:] - rt[0, rc - 1],
+        # error curves are averaged index by index over trajectories whose jittered times drift
+        # apart, so their time axis is the mean elapsed time at each index
+        "rollout_time": (rt[:, rc:] - rt[:, rc - 1 : rc]).mean(axis=0),
         "rollout_pred": r_hat[:keep_rollouts],
         "rmse_interp_per_sequence": per_sequence_rmse(y_hat, y, target),
         "rmse_extrap_per_sequence": per_sequence_rmse(y_hat, y, horizon),

@@ -177,7 +177,7 @@ def figure2(
         ax_e.fill_between(x, 10 ** (mean - std), 10 ** (mean + std),
                           color=model_colour(m), alpha=0.15, lw=0)
     ax_e.set_yscale("log")
-    ax_e.set_xlabel("time since forecast start")
+    ax_e.set_xlabel("mean time since forecast start (averaged by step index)")
     ax_e.set_ylabel("normalised error")
     ax_e.set_title(f"Rollout error growth ({spec.smoothing}-pt smoothing, geometric mean +- std)")
 
