@@ -9,7 +9,7 @@ SNAKE   = $(BIN)/snakemake --profile profiles/default --cores $(CORES)
 # Pinned versions of every package (torch==2.13.0 CPU build by default; see README for CUDA).
 PIP     = $(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
 
-.PHONY: install quick paper test lint format bench clean-quick
+.PHONY: install quick paper test report lint format bench clean-quick
 
 $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ paper: install
 
 test: quick
 	OTGAP_REQUIRE_QUICK=1 $(BIN)/pytest
+
+# Snakemake's HTML report of the quick run (figures with captions, runtimes, provenance of rules).
+report: quick
+	$(SNAKE) --configfile config/quick.yaml --report results/quick/report.zip
 
 lint: install
 	$(BIN)/ruff check src scripts tests benchmarks
