@@ -4,7 +4,7 @@ Writes the loss grids, trajectory coordinates and losses of the paper's plane an
 PCA plane to one small npz (no plane vectors), and a provenance sidecar.
 """
 
-from otgap.analysis.eos import build_model, load_run_data, read_run, run_loss
+from otgap.analysis.eos import rebuild_run, run_loss
 from otgap.io import write_json, write_npz
 from otgap.jobs import job
 from otgap.landscape.trajectory import trajectory_landscape
@@ -13,9 +13,7 @@ from otgap.train.provenance import provenance
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     smk = snakemake  # noqa: F821
     p = dict(smk.params.landscape)
-    run = read_run(smk.input.history, smk.input.snapshots, smk.input.run_json)
-    data = load_run_data(run.info)
-    model = build_model(run.settings, data.input_shape, data.n_classes)
+    run, data, model = rebuild_run(smk.input.history, smk.input.snapshots, smk.input.run_json)
     n = min(int(p["n_samples"]), int(run.info.get("train_size", len(data.x_train))))
     log(f"{len(run.snapshots)} snapshots of {run.snapshots.shape[1]} parameters; {n} samples")
     out = trajectory_landscape(

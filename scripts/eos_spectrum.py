@@ -3,14 +3,7 @@
 
 import numpy as np
 
-from otgap.analysis.eos import (
-    build_model,
-    hessian_spectra,
-    load_run_data,
-    read_run,
-    run_loss,
-    spectrum_snapshot_indices,
-)
+from otgap.analysis.eos import hessian_spectra, rebuild_run, run_loss, spectrum_snapshot_indices
 from otgap.io import write_json, write_npz
 from otgap.jobs import job
 from otgap.train.provenance import provenance
@@ -18,9 +11,7 @@ from otgap.train.provenance import provenance
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     smk = snakemake  # noqa: F821
     p = dict(smk.params.spectrum)
-    run = read_run(smk.input.history, smk.input.snapshots, smk.input.run_json)
-    data = load_run_data(run.info)
-    model = build_model(run.settings, data.input_shape, data.n_classes)
+    run, data, model = rebuild_run(smk.input.history, smk.input.snapshots, smk.input.run_json)
     n = min(int(run.settings["eig_subset"]), len(data.x_train))
     rows = spectrum_snapshot_indices(run.snapshot_steps, run.snapshots)
     if not rows:

@@ -86,6 +86,13 @@ def build_model(settings: Mapping[str, Any], input_shape: Sequence[int], n_class
     )
 
 
+def rebuild_run(history: str | Path, snapshots: str | Path, run_json: str | Path):
+    """A finished run with its data and an (untrained) model of its architecture, for analysis."""
+    run = read_run(history, snapshots, run_json)
+    data = load_run_data(run.info)
+    return run, data, build_model(run.settings, data.input_shape, data.n_classes)
+
+
 def run_loss(settings: Mapping[str, Any]):
     from otgap.train.eos import loss_function
 
