@@ -1,7 +1,12 @@
 # Helpers shared by every rule file: config validation, paths, resources, source dependencies.
 from pathlib import Path
 
-from otgap.config import ConfigError, canonicalise_in_place, stage_resources, validate_config
+from otgap.config import (
+    ConfigError,
+    canonicalise_in_place,
+    stage_resources,
+    validate_config,
+)
 from otgap.deps import source_dependencies
 from otgap.io import OutputError, ensure_writable_dir
 

@@ -41,6 +41,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .reduce import InputLayerReduction, NotReducible
+
 HVPMethod = Literal["auto", "reuse", "double", "fwd"]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -118,6 +120,12 @@ class HessianOperator:
     Construction only validates; entering puts the model in eval mode (if ``eval_mode``), builds
     the gradient graph for ``"reuse"`` and checks the loss is a finite scalar (``ValueError``
     otherwise); exiting releases graphs and restores the model state (see module docstring).
+
+    ``reduce=True`` (graph reuse on an unchunked batch only) applies the exact input-layer
+    reduction of :mod:`otgap.curvature.reduce` when it is valid: products then act on the reduced
+    space, ``n`` (set on entering) is its dimension and ``reduction`` maps vectors to and from
+    the model's parameter space (``n_params`` entries); ``reduction`` is None when the reduction
+    was not applicable or its runtime checks failed (then everything is unreduced).
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class HessianOperator:
         method: HVPMethod = "auto",
         chunk_size: int | None = None,
         eval_mode: bool = True,
+        reduce: bool = False,
     ) -> None:
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -150,7 +159,14 @@ class HessianOperator:
         self.model, self.loss_fn, self.eval_mode = model, loss_fn, eval_mode
         self.names = [name for name, _ in named]
         self.params = [p for _, p in named]
-        self.n = sum(p.numel() for p in self.params)
+        self.n_params = sum(p.numel() for p in self.params)
+        self.n = self.n_params
+        self.reduction: InputLayerReduction | None = None
+        if reduce and method == "reuse" and len(self.chunks) == 1:
+            try:
+                self.reduction = InputLayerReduction(model, inputs, self.params)
+            except NotReducible:
+                self.reduction = None
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.n_matvec = 0
@@ -164,7 +180,16 @@ class HessianOperator:
         try:
             if self.eval_mode:
                 self.model.eval()
-            self._prepare()
+            if self.reduction is not None:
+                try:
+                    with self.reduction:
+                        self._prepare(self.reduction)
+                    self.n = self.reduction.n_reduced
+                except NotReducible:
+                    self._grads, self.reduction = [], None
+            if self.reduction is None:
+                self.n = self.n_params
+                self._prepare()
         except BaseException:
             self._release()
             raise
@@ -185,19 +210,28 @@ class HessianOperator:
             raise ValueError("loss_fn must return a scalar tensor")
         return loss.reshape(())
 
-    def _prepare(self) -> None:
-        """Check the loss; for ``"reuse"`` keep the weighted gradient with its graph."""
+    def _prepare(self, reduction: InputLayerReduction | None = None) -> None:
+        """Check the loss; for ``"reuse"`` keep the weighted gradient with its graph.
+
+        With ``reduction`` (active, i.e. the input layer patched) the graph is built over the
+        reduced parameters and :class:`NotReducible` is raised unless the patched layer ran once
+        and the original weight is absent from the graph.
+        """
         total = 0.0
+        params = self.params if reduction is None else reduction.params(self.params)
         if self.method == "reuse":
-            acc: list[Tensor | None] = [None] * len(self.params)
+            acc: list[Tensor | None] = [None] * len(params)
             with torch.enable_grad():
                 for x, y, w in self.chunks:
                     loss = self._chunk_loss(x, y)
                     total += w * float(loss.detach())
                     self._check_loss(total)
-                    grads = torch.autograd.grad(
-                        loss, self.params, create_graph=True, allow_unused=True
-                    )
+                    wrt = params if reduction is None else [*params, reduction.weight]
+                    grads = torch.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)
+                    if reduction is not None:
+                        if reduction.calls != 1 or grads[-1] is not None:
+                            raise NotReducible("the input layer's weight is used elsewhere")
+                        grads = grads[:-1]
                     for i, g in enumerate(grads):
                         if g is not None:
                             acc[i] = w * g if acc[i] is None else acc[i] + w * g
@@ -222,7 +256,8 @@ class HessianOperator:
             raise RuntimeError("HessianOperator.matvec must be called inside `with operator:`")
         if v.shape != (self.n,):
             raise ValueError(f"vector has shape {tuple(v.shape)}, expected ({self.n},)")
-        vs = unflatten(v.to(self.device, self.dtype), self.params)
+        params = self.params if self.reduction is None else self.reduction.params(self.params)
+        vs = unflatten(v.to(self.device, self.dtype), params)
         if self.method == "reuse":
             hv = self._hvp_reuse(vs)
         else:
@@ -241,9 +276,10 @@ class HessianOperator:
     def _hvp_reuse(self, vs: list[Tensor]) -> Tensor:
         if not self._grads:
             return torch.zeros(self.n, dtype=self.dtype, device=self.device)
+        params = self.params if self.reduction is None else self.reduction.params(self.params)
         hv = torch.autograd.grad(
             self._grads,
-            self.params,
+            params,
             grad_outputs=[vs[i] for i in self._grad_index],
             retain_graph=True,
             allow_unused=True,

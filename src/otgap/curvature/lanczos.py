@@ -51,7 +51,12 @@ on the reviewer's example at any tol). Cost: a warm-started call uses at least
 1e-4) 596 HVPs instead of 269 unguarded -- more than cold starts at every checkpoint (370):
 where eigenvalues may cross, a guarded warm start buys safety, not speed. The guard is
 probabilistic, not a proof (see the close-overtaker case); track with ``k >= 2`` or cold-start
-where crossings matter.
+where crossings matter. No cheaper guard was found: a "separation" test (stop only when every
+other Ritz value plus its residual lies below the top one, no minimum) missed the overtaker in
+25-100% of the runs at tol 1e-2 and 1e-3 on every spectrum above, and in 17-60% at 1e-4 on the
+Hessian-like and close-overtaker ones, because a random component's Ritz pairs settle on the bulk with small residuals long before an
+outlier's 1/sqrt(n) share of it has been amplified; detecting an overtaker costs about what a
+cold start costs, so a warm start can only save the *convergence* part of the work.
 
 Breakdown (``beta`` ~ 0, an invariant subspace was found): for top-k the iteration continues from
 a fresh random vector orthogonal to the basis (``T`` becomes block diagonal); for quadrature (SLQ)
@@ -79,6 +84,7 @@ class EigResult:
     residuals: Tensor  #: (k,) float64 residual bounds ||H x - theta x||
     n_matvec: int  #: operator applications used
     converged: bool  #: whether the stopping criterion was met before max_iter
+    reduced: bool = False  #: computed on the exactly reduced input layer (curvature.reduce)
 
 
 class KrylovBasis:

@@ -12,7 +12,9 @@ quantity is lambda_1(P^-1 H) (``sharpness``) and the plain lambda_1(H) is kept a
 of them for preconditioned optimizers) and ``eig_converged`` says whether every one met ``eig_tol``
 before ``eig_max_iter`` (both empty where nothing was measured); warm starts are guarded against
 an eigenvalue overtaking the tracked one at the price of at least 12 products per measurement
-(see ``otgap.curvature.lanczos``). ``n_snapshots`` evenly spaced parameter vectors (always the
+(see ``otgap.curvature.lanczos``). For an MLP whose input is wider than ``eig_subset`` (the paper's
+2352-feature PathMNIST MLP on 256 samples) the plain measurements use the exact input-layer
+reduction of ``otgap.curvature.reduce`` (same values; ~3x cheaper products). ``n_snapshots`` evenly spaced parameter vectors (always the
 initial and the final one) are kept for the loss-landscape stage.
 
 Everything that must survive a restart (model, optimizer, warm-start vectors, snapshots) lives in
