@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from otgap.curvature import HessianOperator, hessian_eigenpairs, sharpness
+from otgap.curvature import (
+    HessianOperator,
+    hessian_eigenpairs,
+    hessian_trace,
+    sharpness,
+    spectral_density,
+)
 from otgap.curvature.reduce import find_input_layer
 from otgap.models.mlp import MLP
 
@@ -168,3 +174,34 @@ def test_mapping_preserves_inner_products() -> None:
         # H_full (J^T u) == J^T (H_red u): the reduced product is the full one, mapped
         H = dense_hessian(model, F.mse_loss, x, y)
         assert torch.allclose(red.to_full(op.matvec(u[0])), H @ full[0], atol=1e-10)
+
+
+def test_trace_on_reduced_operator_is_exact_with_a_full_sketch() -> None:
+    """Hutch++ is exact once its sketch spans the operator: with the reduction that takes
+    3 * n_reduced products (the model has n > n_reduced parameters)."""
+    model, (x, y) = sequential(), batch("ce")
+    H = dense_hessian(model, F.cross_entropy, x, y)
+    with HessianOperator(model, F.cross_entropy, x, y, reduce=True) as op:
+        n_red = op.n
+    assert n_red < H.shape[0]
+    est = hessian_trace(model, F.cross_entropy, x, y, num_matvecs=3 * n_red)
+    assert est.mean == pytest.approx(float(torch.trace(H)), rel=1e-8)
+    plain = hessian_trace(model, F.cross_entropy, x, y, num_matvecs=3 * n_red, reduce=False)
+    assert abs(plain.mean - float(torch.trace(H))) <= 4 * plain.stderr + 1e-12
+
+
+def test_density_adds_the_exact_null_mass() -> None:
+    model, (x, y) = sequential(nn.ReLU), batch("mse")
+    H = dense_hessian(model, F.mse_loss, x, y)
+    eigs = torch.linalg.eigvalsh(H)
+    dens = spectral_density(model, F.mse_loss, x, y, num_probes=20, num_steps=60)
+    with HessianOperator(model, F.mse_loss, x, y, reduce=True) as op:
+        share = op.n / op.n_params
+    assert float(dens.nodes[-1]) == 0.0
+    assert float(dens.weights[-1]) == pytest.approx(1.0 - share)
+    assert float(dens.weights.sum()) == pytest.approx(1.0, abs=1e-12)
+    lo, hi = float(eigs.min()), float(eigs.max())
+    edges = torch.tensor([lo - 1e-3, -1e-6, 1e-6, 0.25 * hi, hi + 1e-3])
+    bins = list(zip(edges[:-1], edges[1:], strict=True))
+    ref_mass = torch.tensor([float(((eigs >= a) & (eigs < b)).double().mean()) for a, b in bins])
+    assert torch.allclose(dens.histogram(edges), ref_mass, atol=0.08)

@@ -27,10 +27,12 @@ reduce=True)``
     ``converged``, ``reduced``), a choice of HVP method, ``reduce=False`` to switch the
     input-layer reduction off and, with ``eval_mode=False``, batch statistics.
 ``hessian_trace(model, loss_fn, inputs, targets, *, num_matvecs=99, estimator="hutch++",
-chunk_size=None, method="auto", seed=0)`` -> :class:`TraceEstimate` (``mean``, ``stderr``).
+chunk_size=None, method="auto", seed=0, reduce=True)`` -> :class:`TraceEstimate` (``mean``,
+``stderr``).
 ``spectral_density(model, loss_fn, inputs, targets, *, num_probes=4, num_steps=80,
-chunk_size=None, method="auto", seed=0)`` -> :class:`SpectralDensity` (nodes, weights summing
-to 1; ``.histogram(edges)``, ``.on_grid(grid, sigma)``).
+chunk_size=None, method="auto", seed=0, reduce=True)`` -> :class:`SpectralDensity` (nodes,
+weights summing to 1; ``.histogram(edges)``, ``.on_grid(grid, sigma)``). Both use the exact
+input-layer reduction where it applies (``reduce=False`` switches it off).
 ``adam_preconditioner(optimizer, params=None)`` -> list of diagonal tensors ``P_t``.
 ``stability_threshold(optimizer_or_name, lr=None, **hyper)``: 2/lr, (2+2b)/lr, 38/lr, ...
 
@@ -292,11 +294,18 @@ def hessian_trace(
     chunk_size: int | None = None,
     method: HVPMethod = "auto",
     seed: int = 0,
+    reduce: bool = True,
 ) -> TraceEstimate:
-    """Stochastic Hessian trace (``"hutch++"`` or ``"hutchinson"``) with its standard error."""
+    """Stochastic Hessian trace (``"hutch++"`` or ``"hutchinson"``) with its standard error.
+
+    With the input-layer reduction (``reduce``, where it applies) the estimator runs on the
+    reduced Hessian, whose trace is exactly the model's (the removed directions are null).
+    """
     if estimator not in ("hutch++", "hutchinson"):
         raise ValueError(f"estimator must be 'hutch++' or 'hutchinson', got {estimator!r}")
-    op = HessianOperator(model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size)
+    op = HessianOperator(
+        model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size, reduce=reduce
+    )
     with op:
         kw = dict(dtype=op.dtype, device=op.device, generator=_generator(op.device, seed))
         if estimator == "hutchinson":
@@ -315,11 +324,19 @@ def spectral_density(
     chunk_size: int | None = None,
     method: HVPMethod = "auto",
     seed: int = 0,
+    reduce: bool = True,
 ) -> SpectralDensity:
-    """SLQ estimate of the Hessian eigenvalue density (nodes and weights summing to 1)."""
-    op = HessianOperator(model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size)
+    """SLQ estimate of the Hessian eigenvalue density (nodes and weights summing to 1).
+
+    With the input-layer reduction (``reduce``, where it applies) SLQ runs on the reduced
+    Hessian and the model's measure is rebuilt exactly: the reduced density weighted by
+    ``n_reduced / n`` plus an atom of mass ``1 - n_reduced / n`` at 0 (the last node).
+    """
+    op = HessianOperator(
+        model, loss_fn, inputs, targets, method=method, chunk_size=chunk_size, reduce=reduce
+    )
     with op:
-        return slq(
+        dens = slq(
             op.matvec,
             op.n,
             num_probes=num_probes,
@@ -328,3 +345,13 @@ def spectral_density(
             device=op.device,
             generator=_generator(op.device, seed),
         )
+    red = op.reduction
+    if red is None:
+        return dens
+    share = red.n_reduced / red.n_full
+    zero = torch.zeros(1, dtype=torch.float64)
+    return SpectralDensity(
+        torch.cat([dens.nodes, zero]),
+        torch.cat([dens.weights * share, zero + (1.0 - share)]),
+        dens.n_matvec,
+    )
