@@ -205,3 +205,16 @@ def test_density_adds_the_exact_null_mass() -> None:
     bins = list(zip(edges[:-1], edges[1:], strict=True))
     ref_mass = torch.tensor([float(((eigs >= a) & (eigs < b)).double().mean()) for a, b in bins])
     assert torch.allclose(dens.histogram(edges), ref_mass, atol=0.08)
+
+
+def test_operator_reduces_the_weight_it_finds_on_entering() -> None:
+    """The reduced weight is taken when the operator is entered, not when it is built."""
+    model, (x, y) = sequential(), batch("mse")
+    op = HessianOperator(model, F.mse_loss, x, y, reduce=True)
+    with torch.no_grad():
+        model[0].weight.mul_(1.5)
+    H = dense_hessian(model, F.mse_loss, x, y)
+    with op:
+        u = torch.randn(op.n, generator=torch.Generator().manual_seed(2))
+        full = op.reduction.to_full(u)
+        assert torch.allclose(op.reduction.to_full(op.matvec(u)), H @ full, atol=1e-10)

@@ -101,8 +101,7 @@ class InputLayerReduction:
         self.x_flat = inputs.reshape(inputs.shape[0], -1)
         with torch.no_grad():
             self.q, self.z = _thin_qr(self.x_flat, inputs)
-            reduced_weight = self.weight.detach() @ self.q
-        self.reduced_weight = reduced_weight.requires_grad_(True)
+        self.reduced_weight: Tensor | None = None  # W Q, taken on entering (the weight then)
         self.sizes = [p.numel() for p in params]
         self.offset = sum(self.sizes[: self.index])
         self.h, self.d = self.weight.shape
@@ -128,7 +127,12 @@ class InputLayerReduction:
         self.calls += 1
         return F.linear(self.z, self.reduced_weight, self.layer.bias)
 
+    def _reduce_weight(self) -> Tensor:
+        with torch.no_grad():
+            return (self.weight.detach() @ self.q).requires_grad_(True)
+
     def __enter__(self) -> InputLayerReduction:
+        self.reduced_weight = self._reduce_weight()  # the weight as it is now
         self._saved = self.layer.__dict__.get("forward", _MISSING)
         self.layer.forward = self._forward
         self.calls = 0
