@@ -52,9 +52,9 @@ on the reviewer's example at any tol). Cost: a warm-started call uses at least
 where eigenvalues may cross, a guarded warm start buys safety, not speed. The guard is
 probabilistic, not a proof (see the close-overtaker case); track with ``k >= 2`` or cold-start
 where crossings matter. No cheaper guard was found: a "separation" test (stop only when every
-other Ritz value plus its residual lies below the top one, no minimum) missed the overtaker in
-25-100% of the runs at tol 1e-2 and 1e-3 on every spectrum above, and in 17-60% at 1e-4 on the
-Hessian-like and close-overtaker ones, because a random component's Ritz pairs settle on the bulk with small residuals long before an
+other Ritz value plus its residual lies below the top one, no minimum, blend 0.3) missed the
+overtaker in every run at tol 1e-2 on each spectrum above, in 7-100% at 1e-3 and, on the
+Hessian-like and close-overtaker spectra, in 57-60% at 1e-4 (blend 1: 17-20%), because a random component's Ritz pairs settle on the bulk with small residuals long before an
 outlier's 1/sqrt(n) share of it has been amplified; detecting an overtaker costs about what a
 cold start costs, so a warm start can only save the *convergence* part of the work.
 
