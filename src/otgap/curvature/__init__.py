@@ -67,6 +67,7 @@ from .precond import (
     preconditioned_matvec,
     stability_threshold,
 )
+from .reduce import InputLayerReduction
 from .slq import SpectralDensity, slq
 from .trace import TraceEstimate, hutchinson, hutchpp
 
@@ -119,7 +120,9 @@ def _check_start(v0: Tensor | None, op: HessianOperator) -> Tensor | None:
     return v
 
 
-def _expand(res: EigResult, red, k: int, generator: torch.Generator) -> EigResult:
+def _expand(
+    res: EigResult, red: InputLayerReduction, k: int, generator: torch.Generator
+) -> EigResult:
     """Map a result on the reduced space back to the model's (module docstring of ``reduce``).
 
     The model's spectrum is the reduced one plus ``n_full - n_reduced`` zeros: where zero

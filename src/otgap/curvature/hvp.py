@@ -34,6 +34,7 @@ which never accumulate into ``.grad``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -163,10 +164,8 @@ class HessianOperator:
         self.n = self.n_params
         self.reduction: InputLayerReduction | None = None
         if reduce and method == "reuse" and len(self.chunks) == 1:
-            try:
+            with contextlib.suppress(NotReducible):
                 self.reduction = InputLayerReduction(model, inputs, self.params)
-            except NotReducible:
-                self.reduction = None
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.n_matvec = 0
@@ -210,6 +209,10 @@ class HessianOperator:
             raise ValueError("loss_fn must return a scalar tensor")
         return loss.reshape(())
 
+    def _operator_params(self) -> list[Tensor]:
+        """The tensors products differentiate by: the model's, or the reduced ones."""
+        return self.params if self.reduction is None else self.reduction.params(self.params)
+
     def _prepare(self, reduction: InputLayerReduction | None = None) -> None:
         """Check the loss; for ``"reuse"`` keep the weighted gradient with its graph.
 
@@ -229,7 +232,9 @@ class HessianOperator:
                     wrt = params if reduction is None else [*params, reduction.weight]
                     grads = torch.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)
                     if reduction is not None:
-                        if reduction.calls != 1 or grads[-1] is not None:
+                        if reduction.calls != 1:
+                            raise NotReducible("the input layer did not run exactly once")
+                        if grads[-1] is not None:
                             raise NotReducible("the input layer's weight is used elsewhere")
                         grads = grads[:-1]
                     for i, g in enumerate(grads):
@@ -256,8 +261,7 @@ class HessianOperator:
             raise RuntimeError("HessianOperator.matvec must be called inside `with operator:`")
         if v.shape != (self.n,):
             raise ValueError(f"vector has shape {tuple(v.shape)}, expected ({self.n},)")
-        params = self.params if self.reduction is None else self.reduction.params(self.params)
-        vs = unflatten(v.to(self.device, self.dtype), params)
+        vs = unflatten(v.to(self.device, self.dtype), self._operator_params())
         if self.method == "reuse":
             hv = self._hvp_reuse(vs)
         else:
@@ -276,10 +280,9 @@ class HessianOperator:
     def _hvp_reuse(self, vs: list[Tensor]) -> Tensor:
         if not self._grads:
             return torch.zeros(self.n, dtype=self.dtype, device=self.device)
-        params = self.params if self.reduction is None else self.reduction.params(self.params)
         hv = torch.autograd.grad(
             self._grads,
-            params,
+            self._operator_params(),
             grad_outputs=[vs[i] for i in self._grad_index],
             retain_graph=True,
             allow_unused=True,
