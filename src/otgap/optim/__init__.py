@@ -15,6 +15,8 @@ OPTIMIZERS = Registry(
         "momentum": "otgap.optim.standard:Momentum",
         "adam": "otgap.optim.standard:Adam",
         "adamw": "otgap.optim.standard:AdamW",
+        "biostatis": "otgap.optim.biostatis:Biostatis",
+        "biostatis_dynamo": "otgap.optim.biostatis:BiostatisDynamo",
     },
 )
 
