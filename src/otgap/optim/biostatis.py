@@ -246,26 +246,38 @@ class BiostatisV6(torch.optim.Optimizer):
         for mem, decay in zip(memories, decays, strict=True):
             torch._foreach_lerp_(mem, grads, 1.0 - decay)
 
-        # per-tensor reductions, stacked into float64 vectors (no host sync)
-        def stack(values: Sequence[Tensor]) -> Tensor:
-            return torch.stack([v.to(torch.float64) for v in values])
-
-        numel = torch.tensor([float(g.numel()) for g in grads], dtype=torch.float64)
-        numel = numel.to(grads[0].device)
-        g_norm = stack(torch._foreach_norm(grads, 2))
+        # per-tensor reductions, stacked into one float64 (6, n) array: no host sync
+        n, device = len(grads), grads[0].device
         tanh_g = torch._foreach_tanh(grads)
-        tanh_sum = stack(torch._foreach_norm(tanh_g, 1))  # sum |tanh g|
-        m_norm = stack(torch._foreach_norm(exp_avgs, 2))
-        m_abs_sum = stack(torch._foreach_norm(exp_avgs, 1))
         denom = torch._foreach_sqrt(exp_avg_sqs)
-        sqrt_v_sum = stack(torch._foreach_norm(denom, 1))
-        dots = stack(
-            [torch.dot(m.reshape(-1), g.reshape(-1)) for m, g in zip(exp_avgs, grads, strict=True)]
-        )
+        sums = torch.stack(
+            [
+                *torch._foreach_norm(grads, 2),
+                *torch._foreach_norm(tanh_g, 1),  # sum |tanh g|
+                *torch._foreach_norm(exp_avgs, 2),
+                *torch._foreach_norm(exp_avgs, 1),  # sum |m|
+                *torch._foreach_norm(denom, 1),  # sum sqrt(v)
+                *(
+                    torch.dot(m.reshape(-1), g.reshape(-1))
+                    for m, g in zip(exp_avgs, grads, strict=True)
+                ),
+            ]
+        ).to(torch.float64)
+        g_norm, tanh_sum, m_norm, m_abs_sum, sqrt_v_sum, dots = sums.view(6, n).unbind(0)
+        # what depends on the step counts and sizes only, in one host-to-device copy
+        numel, ramp, bc1 = torch.tensor(
+            [
+                [float(g.numel()) for g in grads],
+                [1.0 - math.exp(-ASCENT_RAMP * t) for t in steps],
+                [1.0 - beta1**t for t in steps],
+            ],
+            dtype=torch.float64,
+        ).to(device, non_blocking=True)
 
         g_sq_sum = g_norm.square()
-        energy_g = g_sq_sum.sum() / numel.sum()
-        coherence_g = tanh_sum.sum() / numel.sum()
+        total = numel.sum()
+        energy_g = g_sq_sum.sum() / total
+        coherence_g = tanh_sum.sum() / total
         if self.hierarchical:
             h_g = 1.0 - 0.5 * rho * torch.tanh(coherence_g - c_star)
             e_g = (0.9 * (1.0 + 0.5 * lam * (e_star - energy_g)) + 0.1).clamp(0.925, 1.075)
@@ -274,25 +286,21 @@ class BiostatisV6(torch.optim.Optimizer):
             h = ALPHA_GLOBAL * h_g + (1.0 - ALPHA_GLOBAL) * h_l
             e = ALPHA_GLOBAL * e_g + (1.0 - ALPHA_GLOBAL) * e_l
         else:
-            h = (1.0 - rho * torch.tanh(coherence_g - c_star)).expand(len(grads))
+            h = 1.0 - rho * torch.tanh(coherence_g - c_star)
             e = (0.8 * (1.0 + lam * (e_star - energy_g)) + 0.2).clamp(0.85, 1.15)
-            e = e.expand(len(grads))
-        gain = h * e
+        gain = (h * e).expand(n)
 
         cos = dots / (m_norm.clamp_min(COSINE_EPS) * g_norm.clamp_min(COSINE_EPS))
         importance = (m_abs_sum / numel) / (sqrt_v_sum / numel + IMPORTANCE_EPS)
-        ramp = torch.tensor(
-            [1.0 - math.exp(-ASCENT_RAMP * t) for t in steps], dtype=torch.float64
-        ).to(numel.device)
         ascent = torch.where(
             importance < group["flip_threshold"], group["ascent_strength"] * ramp, 0.0
         )
-        bc1 = torch.tensor([1.0 - beta1**t for t in steps], dtype=torch.float64)
-        scale = -lr * gain / bc1.to(numel.device)  # -(lr / bc1) h e
+        scale = -lr * gain / bc1  # -(lr / bc1) h e
         # g~ = (1 + ascent) g + 0.5 tanh(cos) |g|; all three terms scaled by `scale`
-        coef_g = torch.unbind(scale * GRAD_COEF * (1.0 + ascent))
-        coef_abs_g = torch.unbind(scale * GRAD_COEF * 0.5 * torch.tanh(cos))
-        coef_step = torch.unbind(scale)
+        coefs = torch.stack(
+            [scale, scale * GRAD_COEF * (1.0 + ascent), scale * (GRAD_COEF * 0.5) * torch.tanh(cos)]
+        ).unbind(0)
+        coef_step, coef_g, coef_abs_g = (c.unbind(0) for c in coefs)
 
         # denominator sqrt(v / bc2) + eps, in place in the sqrt(v) buffers
         torch._foreach_div_(denom, [math.sqrt(1.0 - beta2**t) for t in steps])
@@ -308,8 +316,8 @@ class BiostatisV6(torch.optim.Optimizer):
         if wd != 0:
             torch._foreach_mul_(params, 1.0 - lr * wd)
         torch._foreach_add_(params, update)
-        for s, value in zip(states, torch.unbind(gain), strict=True):
-            s["gain"] = value.detach().clone()
+        for s, value in zip(states, gain.clone().unbind(0), strict=True):
+            s["gain"] = value
 
 
 class BiostatisV6Dynamo(BiostatisV6):
