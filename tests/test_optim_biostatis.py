@@ -295,3 +295,53 @@ def test_float32_and_default_hyperparameters_match_reference_loosely():
         reference_step(ref, [[g32]], states, True)
         opt.step()
     assert p.detach().tolist() == pytest.approx(ref[0]["params"][0], rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize(("cls", "hierarchical"), CLASSES)
+def test_next_preconditioner_is_the_one_the_next_step_applies(cls, hierarchical):
+    """P from the next gradients, before the step, equals the reference's P after that step."""
+    hyper = [{"lr": 1e-2}, {"lr": 3e-3}]
+    opt, params, ref_states, _ = run_both(cls, hierarchical, hyper, 2)
+    flat = [p for ps in params for p in ps]
+    _, scales = make_problem(0)
+    opt.zero_grad()
+    loss_fn(params, scales, 2).backward()
+    grads = [p.grad.detach().clone() for p in flat]
+    before = copy.deepcopy(opt.state_dict())
+    got = OPTIMIZERS["biostatis" if hierarchical else "biostatis_dynamo"].preconditioner(
+        opt, flat, grads
+    )
+    assert str(opt.state_dict()) == str(before), "the optimizer's state must not change"
+    ref_groups = [
+        {**DEFAULTS, **h, "params": [p.detach().reshape(-1).tolist() for p in ps]}
+        for ps, h in zip(params, hyper, strict=True)
+    ]
+    reference_step(
+        ref_groups,
+        [[g.reshape(-1).tolist() for g in grads[:2]], [g.reshape(-1).tolist() for g in grads[2:]]],
+        ref_states,
+        hierarchical,
+    )
+    for d, st in zip(got, ref_states, strict=True):
+        t = st["t"]
+        want = [(1 - 0.9**t) * (math.sqrt(v / (1 - 0.999**t)) + 1e-8) / st["gain"] for v in st["v"]]
+        assert d.reshape(-1).tolist() == pytest.approx(want, rel=1e-10)
+
+
+def test_optimizer_state_bytes_counts_moments_and_memories():
+    from otgap.optim.memory import optimizer_state_bytes
+
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
+    n = sum(p.numel() for p in model.parameters())  # 39 float32 entries in 4 tensors
+    x = torch.randn(2, 5)
+    opts = {
+        "adamw": torch.optim.AdamW(model.parameters(), foreach=True),
+        "biostatis": BiostatisV6(model.parameters()),
+    }
+    for opt in opts.values():
+        model.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+    # AdamW: m, v and a float32 step tensor per parameter; ours: m, v, two memories, a float64 gain
+    assert optimizer_state_bytes(opts["adamw"]) == 2 * 4 * n + 4 * 4
+    assert optimizer_state_bytes(opts["biostatis"]) == 4 * 4 * n + 4 * 8

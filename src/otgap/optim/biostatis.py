@@ -59,7 +59,7 @@ the step count and the last gain ``h e`` (a 0-d tensor, for :func:`biostatis_pre
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -120,6 +120,28 @@ def _check_hyper(
     ):
         if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
             raise ValueError(f"BiostatisV6: {name} must be >= 0 and finite, got {value!r}")
+
+
+def homeostatic_gain(
+    group: Mapping[str, Any], g_sq_sum: Tensor, tanh_sum: Tensor, numel: Tensor, hierarchical: bool
+) -> Tensor:
+    """``h e`` per tensor of one group from its per-tensor ``sum(g^2)``, ``sum|tanh g|`` and sizes."""
+    rho, c_star = group["homeo_rate"], group["coherence_target"]
+    e_star, lam = group["energy_target"], group["lambda_energy"]
+    total = numel.sum()
+    energy_g = g_sq_sum.sum() / total
+    coherence_g = tanh_sum.sum() / total
+    if hierarchical:
+        h_g = 1.0 - 0.5 * rho * torch.tanh(coherence_g - c_star)
+        e_g = (0.9 * (1.0 + 0.5 * lam * (e_star - energy_g)) + 0.1).clamp(0.925, 1.075)
+        h_l = 1.0 - rho * torch.tanh(tanh_sum / numel - c_star)
+        e_l = (0.8 * (1.0 + lam * (e_star - g_sq_sum / numel)) + 0.2).clamp(0.85, 1.15)
+        h = ALPHA_GLOBAL * h_g + (1.0 - ALPHA_GLOBAL) * h_l
+        e = ALPHA_GLOBAL * e_g + (1.0 - ALPHA_GLOBAL) * e_l
+    else:
+        h = 1.0 - rho * torch.tanh(coherence_g - c_star)
+        e = (0.8 * (1.0 + lam * (e_star - energy_g)) + 0.2).clamp(0.85, 1.15)
+    return (h * e).expand(len(numel))
 
 
 class BiostatisV6(torch.optim.Optimizer):
@@ -212,8 +234,6 @@ class BiostatisV6(torch.optim.Optimizer):
     def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        rho, c_star = group["homeo_rate"], group["coherence_target"]
-        e_star, lam = group["energy_target"], group["lambda_energy"]
         decays, weights = group["memory_decays"], group["memory_weights"]
 
         grads = []
@@ -274,21 +294,7 @@ class BiostatisV6(torch.optim.Optimizer):
             dtype=torch.float64,
         ).to(device, non_blocking=True)
 
-        g_sq_sum = g_norm.square()
-        total = numel.sum()
-        energy_g = g_sq_sum.sum() / total
-        coherence_g = tanh_sum.sum() / total
-        if self.hierarchical:
-            h_g = 1.0 - 0.5 * rho * torch.tanh(coherence_g - c_star)
-            e_g = (0.9 * (1.0 + 0.5 * lam * (e_star - energy_g)) + 0.1).clamp(0.925, 1.075)
-            h_l = 1.0 - rho * torch.tanh(tanh_sum / numel - c_star)
-            e_l = (0.8 * (1.0 + lam * (e_star - g_sq_sum / numel)) + 0.2).clamp(0.85, 1.15)
-            h = ALPHA_GLOBAL * h_g + (1.0 - ALPHA_GLOBAL) * h_l
-            e = ALPHA_GLOBAL * e_g + (1.0 - ALPHA_GLOBAL) * e_l
-        else:
-            h = 1.0 - rho * torch.tanh(coherence_g - c_star)
-            e = (0.8 * (1.0 + lam * (e_star - energy_g)) + 0.2).clamp(0.85, 1.15)
-        gain = (h * e).expand(n)
+        gain = homeostatic_gain(group, g_norm.square(), tanh_sum, numel, self.hierarchical)
 
         cos = dots / (m_norm.clamp_min(COSINE_EPS) * g_norm.clamp_min(COSINE_EPS))
         importance = (m_abs_sum / numel) / (sqrt_v_sum / numel + IMPORTANCE_EPS)
@@ -326,31 +332,83 @@ class BiostatisV6Dynamo(BiostatisV6):
     hierarchical = False
 
 
-def biostatis_preconditioner(optimizer: BiostatisV6) -> list[Tensor] | None:
-    """Diagonal ``P`` that the momentum term of the last step divided by, one tensor per parameter.
+def biostatis_preconditioner(
+    optimizer: BiostatisV6,
+    params: Sequence[Tensor] | None = None,
+    next_grads: Sequence[Tensor] | None = None,
+) -> list[Tensor] | None:
+    """Diagonal ``P`` by which the momentum term of an update divides, one tensor per parameter.
 
-    The last step moved ``p`` by ``-lr P^-1 m - (lr h e / bc1) (0.05 F + 0.01 g~)`` (and the
-    decay) with ``P = bc1 (sqrt(v_hat) + eps) / (h e)``: Adam's ``P_t`` divided by the tensor's
-    gain ``h e``, which is at most 1.075 * 1.15 (hierarchical) or 1.15 (dynamo) times 1 + rho.
-    None before the first step.
+    An update moves ``p`` by ``-lr P^-1 m - (lr h e / bc1) (0.05 F + 0.01 g~)`` (and the decay)
+    with ``P = bc1 (sqrt(v_hat) + eps) / (h e)``: Adam's ``P_t`` over the tensor's gain ``h e``
+    (at most (1 + rho) 1.075 * 1.15 hierarchical, (1 + rho) 1.15 dynamo). Without ``next_grads``:
+    the ``P`` of the last update (None before the first step). With ``next_grads`` (one tensor
+    per entry of ``params``, the gradients the next update will see): the ``P`` of that next
+    update, with ``v`` and the gains as it will compute them; the optimizer is not changed. All
+    of a group's parameters must be in ``params`` then, since the gain uses the whole group.
     """
-    if not optimizer.state:
-        return None
-    out = []
-    for group in optimizer.param_groups:
-        beta1, beta2 = group["betas"]
-        for i, p in enumerate(group["params"]):
+    if next_grads is None:
+        if not optimizer.state:
+            return None
+        wanted = (
+            [p for g in optimizer.param_groups for p in g["params"]]
+            if params is None
+            else [p for p in params if p.requires_grad]
+        )
+        group_of = {p: g for g in optimizer.param_groups for p in g["params"]}
+        out = []
+        for i, p in enumerate(wanted):
             state = optimizer.state.get(p, {})
             if "gain" not in state:
                 raise ValueError(
                     f"parameter {i} (shape {tuple(p.shape)}) has no BiostatisV6 state; "
                     "step the optimizer first"
                 )
+            beta1, beta2 = group_of[p]["betas"]
             t = float(state["step"])
             v_hat = state["exp_avg_sq"].detach() / (1.0 - beta2**t)
-            bc1 = 1.0 - beta1**t
-            out.append(bc1 * (v_hat.sqrt() + group["eps"]) / state["gain"].to(v_hat.dtype))
-    return out
+            gain = state["gain"].to(v_hat.dtype)
+            out.append((1.0 - beta1**t) * (v_hat.sqrt() + group_of[p]["eps"]) / gain)
+        return out
+
+    if params is None:
+        raise ValueError("next_grads needs params: the parameters the gradients belong to")
+    wanted = [p for p in params if p.requires_grad]
+    grads = list(next_grads)
+    if len(grads) != len(wanted):
+        raise ValueError(
+            f"next_grads has {len(grads)} tensors, expected {len(wanted)} (one per parameter)"
+        )
+    grad_of = {}
+    for i, (p, g) in enumerate(zip(wanted, grads, strict=True)):
+        if tuple(g.shape) != tuple(p.shape):
+            raise ValueError(
+                f"next_grads[{i}] has shape {tuple(g.shape)}, expected {tuple(p.shape)}"
+            )
+        grad_of[p] = g.detach()
+    result: dict[Tensor, Tensor] = {}
+    for group in optimizer.param_groups:
+        members = [p for p in group["params"] if p in grad_of]
+        if not members:
+            continue
+        if len(members) != len(group["params"]):
+            raise ValueError(
+                "next_grads must cover every parameter of a group: the gain uses the whole group"
+            )
+        gs = [grad_of[p] for p in members]
+        numel = torch.tensor([float(g.numel()) for g in gs], dtype=torch.float64)
+        g_sq = torch.stack([g.double().square().sum().cpu() for g in gs])
+        tanh_sum = torch.stack([g.double().tanh().abs().sum().cpu() for g in gs])
+        gains = homeostatic_gain(group, g_sq, tanh_sum, numel, optimizer.hierarchical)
+        beta1, beta2 = group["betas"]
+        for p, g, gain in zip(members, gs, gains, strict=True):
+            state = optimizer.state.get(p, {})
+            t = float(state.get("step", 0)) + 1.0
+            v = state["exp_avg_sq"].detach() if "exp_avg_sq" in state else torch.zeros_like(g)
+            v_hat = (beta2 * v + (1.0 - beta2) * g * g) / (1.0 - beta2**t)
+            gain_t = gain.to(device=v_hat.device, dtype=v_hat.dtype)
+            result[p] = (1.0 - beta1**t) * (v_hat.sqrt() + group["eps"]) / gain_t
+    return [result[p] for p in wanted]
 
 
 class Biostatis(OptimizerSpec):
@@ -399,8 +457,15 @@ class Biostatis(OptimizerSpec):
         return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)
 
     @classmethod
-    def preconditioner(cls, optimizer: torch.optim.Optimizer) -> list[Tensor] | None:
-        return biostatis_preconditioner(optimizer)  # type: ignore[arg-type]
+    def preconditioner(
+        cls,
+        optimizer: torch.optim.Optimizer,
+        params: list[Tensor] | None = None,
+        next_grads: list[Tensor] | None = None,
+    ) -> list[Tensor] | None:
+        """P of the last update; of the next one when given its gradients (both call forms of
+        ``OptimizerSpec.preconditioner``: ``(optimizer)`` and ``(optimizer, params, next_grads)``)."""
+        return biostatis_preconditioner(optimizer, params, next_grads)  # type: ignore[arg-type]
 
 
 class BiostatisDynamo(Biostatis):
