@@ -130,4 +130,5 @@ def all_targets():
         *fhn_targets(),
         *eos_train_targets(),
         *eos_analysis_targets(),
+        *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
     ]
