@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from otgap.models.resnet import resnet18
 from otgap.train.cifar import augment
 
+from .conftest import REPO, job_counts, snakemake
+
 
 def test_resnet18_parameter_count_and_keys():
     model = resnet18(10)
@@ -48,3 +50,27 @@ def test_augment_matches_a_per_image_crop_and_flip():
             crop = crop.flip(-1)
         assert torch.equal(got[k], crop)
     assert flip.any() and not flip.all()
+
+
+@pytest.mark.skipif(
+    not (REPO / "src" / "otgap" / "data" / "cifar10.py").exists(),
+    reason="needs otgap.data.cifar10 and rule cifar10_download (the data branch)",
+)
+def test_cifar_config_dry_run(tmp_path):
+    """config/biostatis_cifar.yaml plans the download, 3 seeds x 2 optimizers and the table."""
+    proc = snakemake(
+        "-n",
+        "--configfile",
+        "config/biostatis_cifar.yaml",
+        "--config",
+        f"results_root={tmp_path}/results",
+        f"logs_root={tmp_path}/logs",
+        f"data={{'root': '{tmp_path}/data'}}",
+        "--",
+        "biostatis_cifar_table",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts.get("biostatis_cifar_train") == 6
+    assert counts.get("biostatis_cifar_table") == 1
+    assert counts.get("cifar10_download") == 1

@@ -131,4 +131,5 @@ def all_targets():
         *eos_train_targets(),
         *eos_analysis_targets(),
         *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
+        *biostatis_cifar_targets(),
     ]

@@ -90,8 +90,11 @@ def run_record(
     if history.empty:
         raise ValueError(f"run {dict(run)}: history.csv has no rows")
     last = history.iloc[-1]
-    ratio = history["sharpness"] / history["threshold"]
-    measured = ratio[np.isfinite(ratio)]
+    if {"sharpness", "threshold"} <= set(history.columns):
+        ratio = history["sharpness"] / history["threshold"]
+        measured = ratio[np.isfinite(ratio)]
+    else:  # runs without sharpness tracking (the CIFAR-10 benchmark)
+        measured = pd.Series([], dtype=float)
     _, weight = last_linear_weight(state_dict)
     rep = representation_metrics(weight.detach().cpu().numpy())
     return {
