@@ -113,3 +113,32 @@ def test_run_record_reads_the_last_row_and_the_ratio():
     assert rec["sharpness_over_threshold_last"] == pytest.approx(0.25)
     want = representation_metrics(model[0].weight.detach().numpy())
     assert rec["top5"] == pytest.approx(want["top5"])
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "copies", "scalar_bytes"), [("adamw", 2, 4), ("biostatis", 4, 8)]
+)
+def test_eos_run_records_training_time_and_optimizer_bytes(optimizer, copies, scalar_bytes):
+    """What the table's ratios read from run.json: state bytes = copies x the parameters' bytes
+    plus one scalar per tensor (AdamW's float32 step, BiostatisV6's float64 gain)."""
+    from otgap.data.classification import ClassificationData
+    from otgap.train.eos import EosSettings, train_eos
+
+    gen = torch.Generator().manual_seed(0)
+    data = ClassificationData(
+        name="random",
+        x_train=torch.randn(32, 1, 4, 4, generator=gen),
+        y_train=torch.randint(0, 3, (32,), generator=gen),
+        x_test=torch.randn(8, 1, 4, 4, generator=gen),
+        y_test=torch.randint(0, 3, (8,), generator=gen),
+        n_classes=3,
+    )
+    s = EosSettings(
+        model="mlp", optimizer=optimizer, lr=1e-3, loss="ce", seed=0,
+        model_hyper={"hidden": [5]}, epochs=1, batch_size=16, eval_every=2, eig_every=0,
+        n_snapshots=2,
+    )  # fmt: skip
+    res = train_eos(data, s)
+    n_params = 16 * 5 + 5 + 5 * 3 + 3
+    assert res.summary["optimizer_state_bytes"] == copies * 4 * n_params + 4 * scalar_bytes
+    assert 0 < res.summary["train_seconds"] <= res.summary["wall_seconds"]

@@ -201,6 +201,12 @@ def _num(value: Any, digits: int) -> str:
     return f"${value:.{digits}f}$"
 
 
+def _ratio(value: Any) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "--"
+    return f"${float(value):.2f}\\times$"
+
+
 def latex_table(table: pd.DataFrame) -> str:
     """The seed's two tables in one: accuracy, delta, time and memory overhead, then the
     representation metrics, AdamW beside each optimizer; the seed's claim as its own section."""
@@ -236,8 +242,8 @@ def latex_table(table: pd.DataFrame) -> str:
             mean_std(r["test_acc_base_mean"], r.get("test_acc_base_std"), 2),
             mean_std(r["test_acc_mean"], r.get("test_acc_std"), 2),
             delta,
-            _num(r["time_ratio"], 2) + r"$\times$",
-            _num(r["memory_ratio"], 2) + r"$\times$",
+            _ratio(r["time_ratio"]),
+            _ratio(r["memory_ratio"]),
             mean_std(r["top5_base_mean"], r.get("top5_base_std"), 3),
             mean_std(r["top5_mean"], r.get("top5_std"), 3),
             mean_std(r["erank_base_mean"], r.get("erank_base_std"), 2),
