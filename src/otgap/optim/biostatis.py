@@ -284,15 +284,19 @@ class BiostatisV6(torch.optim.Optimizer):
             ]
         ).to(torch.float64)
         g_norm, tanh_sum, m_norm, m_abs_sum, sqrt_v_sum, dots = sums.view(6, n).unbind(0)
-        # what depends on the step counts and sizes only, in one host-to-device copy
-        numel, ramp, bc1 = torch.tensor(
+        # what depends on the step counts and sizes only, in one host-to-device copy (from pinned
+        # memory on a GPU: a copy from pageable memory would wait for the stream)
+        host = torch.tensor(
             [
                 [float(g.numel()) for g in grads],
                 [1.0 - math.exp(-ASCENT_RAMP * t) for t in steps],
                 [1.0 - beta1**t for t in steps],
             ],
             dtype=torch.float64,
-        ).to(device, non_blocking=True)
+        )
+        if device.type == "cuda":
+            host = host.pin_memory()
+        numel, ramp, bc1 = host.to(device, non_blocking=True)
 
         gain = homeostatic_gain(group, g_norm.square(), tanh_sum, numel, self.hierarchical)
 
