@@ -74,3 +74,27 @@ def test_cifar_config_dry_run(tmp_path):
     assert counts.get("biostatis_cifar_train") == 6
     assert counts.get("biostatis_cifar_table") == 1
     assert counts.get("cifar10_download") == 1
+
+
+def test_train_cifar_runs_and_records(tmp_path):
+    """Two short epochs on random CIFAR-shaped data: history per epoch, state bytes, weights."""
+    from otgap.data.classification import ClassificationData
+    from otgap.train.cifar import CifarSettings, train_cifar
+
+    gen = torch.Generator().manual_seed(0)
+    data = ClassificationData(
+        name="random",
+        x_train=torch.rand(24, 3, 32, 32, generator=gen),
+        y_train=torch.randint(0, 10, (24,), generator=gen),
+        x_test=torch.rand(8, 3, 32, 32, generator=gen),
+        y_test=torch.randint(0, 10, (8,), generator=gen),
+        n_classes=10,
+    )
+    s = CifarSettings("biostatis", 1e-3, {"homeo_rate": 0.5}, seed=1, epochs=2, batch_size=16)
+    history, summary, state = train_cifar(data, s)
+    assert history["epoch"].tolist() == [0.0, 1.0, 2.0]
+    assert history["test_acc"].between(0, 1).all()
+    assert summary["steps_done"] == 4 and summary["train_seconds"] > 0
+    n_tensors = sum(1 for _ in resnet18(10).parameters())
+    assert summary["optimizer_state_bytes"] == 4 * 4 * 11_181_642 + 8 * n_tensors
+    assert set(state) == set(resnet18(10).state_dict())
