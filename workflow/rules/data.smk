@@ -1,5 +1,6 @@
 # Data stage: FitzHugh-Nagumo simulation with irregular observation masks (Appendix A.1 data).
-# MedMNIST downloads live with the Edge-of-Stability rules (eos.smk).
+# MedMNIST downloads live with the Edge-of-Stability rules (eos.smk); MNIST and CIFAR-10 downloads
+# (for the seeds' own benchmarks) are the local rules at the end of this file.
 
 
 rule fhn_lyapunov:
@@ -48,3 +49,54 @@ rule fhn_dataset:
         dataset=FHN["dataset"],
     script:
         "../../scripts/fhn_data.py"
+
+
+# MNIST (IDX, gzip) and CIFAR-10 (python archive): fetched and verified by otgap.data.mnist /
+# otgap.data.cifar10 through otgap.data.fetch. Local rules (they need the network, not a node).
+# No library sources as inputs: editing code must not re-fetch the data; jobs that read the files
+# should take them as ancient(MNIST_PATHS) / ancient(CIFAR10_ARCHIVE_PATH).
+DATA_ROOT = config["data"]["root"]
+MNIST_DIR = f"{DATA_ROOT}/mnist"
+MNIST_PATHS = {
+    "train_images": f"{MNIST_DIR}/train-images-idx3-ubyte.gz",
+    "train_labels": f"{MNIST_DIR}/train-labels-idx1-ubyte.gz",
+    "test_images": f"{MNIST_DIR}/t10k-images-idx3-ubyte.gz",
+    "test_labels": f"{MNIST_DIR}/t10k-labels-idx1-ubyte.gz",
+}
+CIFAR10_DIR = f"{DATA_ROOT}/cifar10"
+CIFAR10_ARCHIVE_PATH = f"{CIFAR10_DIR}/cifar-10-python.tar.gz"
+
+
+localrules:
+    mnist_download,
+    cifar10_download,
+
+
+rule mnist_download:
+    output:
+        **MNIST_PATHS,
+    log:
+        f"{L}/data/mnist/download.log",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        dataset="mnist",
+        timeout=120,
+    script:
+        "../../scripts/data_download.py"
+
+
+rule cifar10_download:
+    output:
+        archive=CIFAR10_ARCHIVE_PATH,
+    log:
+        f"{L}/data/cifar10/download.log",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        dataset="cifar10",
+        timeout=300,
+    script:
+        "../../scripts/data_download.py"

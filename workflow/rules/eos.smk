@@ -135,7 +135,12 @@ def eos_data_input(wildcards):
 def eos_data_params(wildcards):
     if wildcards.dataset == "digits":
         return {"name": "digits"}
-    return {"name": wildcards.dataset, "size": EOS["size"], "root": EOS_MEDMNIST_ROOT}
+    return {
+        "name": wildcards.dataset,
+        "size": EOS["size"],
+        "root": EOS_MEDMNIST_ROOT,
+        "medmnist_md5": config["data"]["medmnist_md5"],
+    }
 
 
 def eos_settings(wildcards):
@@ -199,6 +204,7 @@ rule eos_download:
         **res("default"),
     params:
         medmnist=eos_download_params,
+        md5=config["data"]["medmnist_md5"],
         timeout=120,
     script:
         "../../scripts/eos_download.py"
