@@ -1,5 +1,5 @@
-"""Fetch and verify MNIST's four IDX files or the CIFAR-10 archive (local rules mnist_download,
-cifar10_download in workflow/rules/data.smk)."""
+"""Fetch and verify one MNIST IDX file or the CIFAR-10 archive (local rules mnist_download,
+cifar10_download in workflow/rules/data.smk). A verified file already there is kept as is."""
 
 from pathlib import Path
 
@@ -12,7 +12,8 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     dataset, timeout = smk.params.dataset, smk.params.timeout
     outputs = sorted(Path(p) for p in smk.output)
     if dataset == "mnist":
-        paths = sorted(download_mnist(outputs[0].parent, timeout=timeout).values())
+        names = tuple(p.name for p in outputs)
+        paths = sorted(download_mnist(outputs[0].parent, files=names, timeout=timeout).values())
     elif dataset == "cifar10":
         paths = [download_cifar10(outputs[0].parent, timeout=timeout)]
     else:

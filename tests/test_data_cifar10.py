@@ -241,3 +241,25 @@ def test_load_dataset_by_name(tmp_path, archive, monkeypatch):
     data = load_dataset("cifar10", root=tmp_path)
     assert data.name == "cifar10" and data.input_shape == (3, 32, 32)
     assert data.source["md5_policy"] == "official"
+
+
+def test_download_rule_script(tmp_path, server, archive, monkeypatch):
+    """scripts/data_download.py as the rule cifar10_download runs it (official URL -> local)."""
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(cifar10, "CIFAR10_URL", server.url + "/cifar-10-python.tar.gz")
+    monkeypatch.setattr(cifar10, "CIFAR10_MD5", archive[1])
+    out = tmp_path / "data" / "cifar10" / CIFAR10_ARCHIVE
+    smk = SimpleNamespace(
+        rule="cifar10_download",
+        threads=1,
+        log=[str(tmp_path / "download.log")],
+        wildcards={},
+        output=[str(out)],
+        params=SimpleNamespace(dataset="cifar10", timeout=5),
+    )
+    script = Path(__file__).resolve().parents[1] / "scripts" / "data_download.py"
+    runpy.run_path(str(script), init_globals={"snakemake": smk})
+    assert out.read_bytes() == archive[0]

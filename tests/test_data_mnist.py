@@ -208,3 +208,26 @@ def test_load_dataset_by_name(tmp_path, files, md5s, monkeypatch):
     data = load_dataset("mnist", root=tmp_path)
     assert data.name == "mnist" and data.input_shape == (1, 28, 28)
     assert len(data.x_train) == N_TRAIN
+
+
+def test_download_rule_script(tmp_path, server, md5s, monkeypatch):
+    """scripts/data_download.py as the rule mnist_download runs it (official URL -> local)."""
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(mnist, "MNIST_URL", server.url + "/mnist/")
+    monkeypatch.setattr(mnist, "MNIST_MD5", md5s)
+    outputs = [str(tmp_path / "data" / "mnist" / "t10k-labels-idx1-ubyte.gz")]  # one per job
+    smk = SimpleNamespace(
+        rule="mnist_download",
+        threads=1,
+        log=[str(tmp_path / "download.log")],
+        wildcards={},
+        output=outputs,
+        params=SimpleNamespace(dataset="mnist", timeout=5),
+    )
+    script = Path(__file__).resolve().parents[1] / "scripts" / "data_download.py"
+    runpy.run_path(str(script), init_globals={"snakemake": smk})
+    assert all(Path(p).is_file() for p in outputs)
+    assert "ready" in (tmp_path / "download.log").read_text()

@@ -53,8 +53,13 @@ rule fhn_dataset:
 
 # MNIST (IDX, gzip) and CIFAR-10 (python archive): fetched and verified by otgap.data.mnist /
 # otgap.data.cifar10 through otgap.data.fetch. Local rules (they need the network, not a node).
+# Outputs are flagged update(): Snakemake then never deletes an existing file before or after the
+# job (a forced rerun or a params change would otherwise remove a user's copy); the script keeps a
+# verified file and moves a wrong one aside to <name>.bad. One job per MNIST file, so a failed
+# download cannot take the other, verified files with it.
 # No library sources as inputs: editing code must not re-fetch the data; jobs that read the files
-# should take them as ancient(MNIST_PATHS) / ancient(CIFAR10_ARCHIVE_PATH).
+# take them as ancient(), e.g. input: ancient(list(MNIST_PATHS.values())), ancient(CIFAR10_ARCHIVE_PATH),
+# and pass the folder (MNIST_DIR, CIFAR10_DIR) as the loader's root.
 DATA_ROOT = config["data"]["root"]
 MNIST_DIR = f"{DATA_ROOT}/mnist"
 MNIST_PATHS = {
@@ -74,9 +79,11 @@ localrules:
 
 rule mnist_download:
     output:
-        **MNIST_PATHS,
+        update(f"{MNIST_DIR}/{{mnist_file}}"),
     log:
-        f"{L}/data/mnist/download.log",
+        f"{L}/data/mnist/{{mnist_file}}.log",
+    wildcard_constraints:
+        mnist_file=r"(train|t10k)-(images-idx3|labels-idx1)-ubyte\.gz",
     threads: 1
     resources:
         **res("default"),
@@ -89,7 +96,7 @@ rule mnist_download:
 
 rule cifar10_download:
     output:
-        archive=CIFAR10_ARCHIVE_PATH,
+        update(CIFAR10_ARCHIVE_PATH),
     log:
         f"{L}/data/cifar10/download.log",
     threads: 1

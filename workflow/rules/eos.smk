@@ -187,9 +187,11 @@ localrules:
 
 # No library sources as inputs: editing code must not delete and re-fetch the data; jobs that
 # read the file take it as ancient(), so a re-fetched identical file does not rerun them.
+# update(): Snakemake never deletes an existing file here (a forced rerun keeps a verified one;
+# the script moves a wrong one aside to <name>.bad).
 rule eos_download:
     output:
-        npz=f"{EOS_MEDMNIST_ROOT}/{{medmnist_file}}.npz",
+        npz=update(f"{EOS_MEDMNIST_ROOT}/{{medmnist_file}}.npz"),
     log:
         f"{L}/data/medmnist/{{medmnist_file}}.log",
     wildcard_constraints:

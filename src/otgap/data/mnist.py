@@ -88,19 +88,34 @@ def download_mnist(
     base_url: str | None = None,
     md5: dict[str, str] | None = None,
     timeout: float = 60.0,
+    files: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
-    """Fetch and verify the four MNIST files into ``root`` (kept if already verified).
+    """Fetch and verify the four MNIST files (or only ``files``) into ``root``; return their paths.
 
-    ``base_url`` and ``md5`` (file name -> MD5) override the official ones (tests use a local
-    server). A file with a wrong MD5 is moved aside to ``<name>.bad``, never deleted.
+    A verified file is kept as is; one with a wrong MD5 is moved aside to ``<name>.bad``, never
+    deleted. ``base_url`` and ``md5`` (file name -> MD5) override the official ones (tests use a
+    local server).
     """
     md5 = MNIST_MD5 if md5 is None else md5
     base_url = MNIST_URL if base_url is None else base_url
     base = base_url if base_url.endswith("/") else base_url + "/"
     paths = mnist_paths(root)
+    if files is not None:
+        unknown = sorted(set(files) - set(paths))
+        if unknown:
+            raise ValueError(f"unknown MNIST file(s) {unknown}; the files are {list(paths)}")
+        paths = {name: paths[name] for name in files}
     Path(root).mkdir(parents=True, exist_ok=True)
+    need = ", ".join(f"{name} (MD5 {md5[name]})" for name in MNIST_FILES)
     for name, dest in paths.items():
-        ensure_file(base + name, dest, md5=md5[name], timeout=timeout, log=_log)
+        ensure_file(
+            base + name,
+            dest,
+            md5=md5[name],
+            timeout=timeout,
+            log=_log,
+            hint=f"MNIST needs all four files in '{root}': {need}, from {base}.",
+        )
     return paths
 
 
