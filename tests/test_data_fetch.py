@@ -41,7 +41,15 @@ def test_download_verifies_and_renames_into_place(tmp_path, server):
     dest = tmp_path / "d" / "f.bin"
     got = download(server.url + "/f.bin", dest, md5=MD5, sha256=SHA256, timeout=5)
     assert got == dest and dest.read_bytes() == PAYLOAD
-    assert listing(dest.parent) == ["f.bin"]  # no temporary file left behind
+    # no temporary file left behind; the digests are cached for the first load
+    assert listing(dest.parent) == sorted(["f.bin", sidecar_path(dest).name])
+
+
+def test_first_load_after_download_does_not_hash_again(tmp_path, server, monkeypatch):
+    dest = tmp_path / "f.bin"
+    download(server.url + "/f.bin", dest, md5=MD5, timeout=5)
+    monkeypatch.setattr(fetch, "hash_file", lambda p: pytest.fail("hashed again"))
+    assert verify_file(dest, md5=MD5, sha256=SHA256)["md5"] == MD5
 
 
 def test_wrong_sha256_alone_is_caught(tmp_path, server):

@@ -122,7 +122,11 @@ def test_download_verifies_md5_and_loads(tmp_path, server, payload):
     )
     assert path == root / "pathmnist.npz"
     assert hashlib.md5(path.read_bytes()).hexdigest() == payload[1]
-    assert [p.name for p in root.iterdir()] == ["pathmnist.npz"]  # no temporary file left
+    # no temporary file left (only the digest cache beside the file)
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".pathmnist.npz.digests.json",
+        "pathmnist.npz",
+    ]
 
     data = load_medmnist("pathmnist", root=root, md5=payload[1])
     with np.load(io.BytesIO(payload[0])) as ref:

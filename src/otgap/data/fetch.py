@@ -261,6 +261,7 @@ def download(
                 f"checksum, or place a correct file at '{dest}'. {hint}".rstrip()
             )
         os.replace(tmp, dest)
+        _write_sidecar(sidecar_path(dest), {**_stat_key(dest), **found})  # spare the first load
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
