@@ -34,14 +34,15 @@ def py2_style(obj) -> bytes:
     """Pickle ``obj`` as the official files are: protocol 2, Python 2 strings for bytes, and
     NumPy 1.x's module name ``numpy.core.multiarray``.
 
-    Pickled at protocol 3 by this Python, then each BINBYTES/SHORT_BINBYTES opcode is swapped for
-    BINSTRING/SHORT_BINSTRING (same argument layout) and the header says protocol 2.
+    Pickled at protocol 3 by this Python, then each BINBYTES/BINUNICODE/SHORT_BINBYTES opcode is
+    swapped for BINSTRING/SHORT_BINSTRING (same argument layout: every string becomes a Python 2
+    ``str``, read back as bytes) and the header says protocol 2.
     """
     raw = bytearray(pickle.dumps(obj, protocol=3))
     for op, _, pos in pickletools.genops(bytes(raw)):
         if op.name == "SHORT_BINBYTES":
             raw[pos] = ord("U")
-        elif op.name == "BINBYTES":
+        elif op.name in ("BINBYTES", "BINUNICODE"):
             raw[pos] = ord("T")
     assert raw[:2] == b"\x80\x03"
     raw[1] = 2
@@ -104,7 +105,8 @@ def test_py2_style_pickle_is_read_with_bytes_keys(batches):
     raw = py2_style(batches["data_batch_1"])
     assert b"cnumpy.core.multiarray\n_reconstruct" in raw and raw[:2] == b"\x80\x02"
     ops = {op.name for op, _, _ in pickletools.genops(raw)}
-    assert "SHORT_BINSTRING" in ops and "BINBYTES" not in ops and "SHORT_BINBYTES" not in ops
+    assert "SHORT_BINSTRING" in ops and "BINSTRING" in ops
+    assert not ops & {"BINBYTES", "SHORT_BINBYTES", "BINUNICODE"}
     got = restricted_loads(raw)
     np.testing.assert_array_equal(got[b"data"], batches["data_batch_1"][b"data"])
     assert got[b"labels"] == batches["data_batch_1"][b"labels"]

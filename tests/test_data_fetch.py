@@ -219,8 +219,16 @@ def test_cache_is_keyed_on_stat_not_trusted_blindly(tmp_path):
     path.write_bytes(PAYLOAD)
     sidecar_path(path).write_text('{"size": 1, "mtime_ns": 1, "md5": "x", "sha256": "y"}')
     assert file_digests(path) == {"md5": MD5, "sha256": SHA256}
+    assert file_digests(path) == {"md5": MD5, "sha256": SHA256}
     sidecar_path(path).write_text("not json")
     assert file_digests(path) == {"md5": MD5, "sha256": SHA256}
+    # A different file renamed into place with the same size and mtime: another inode.
+    other = tmp_path / "other.bin"
+    other.write_bytes(bytes(len(PAYLOAD)))
+    st = path.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, path)
+    assert file_digests(path)["md5"] == hashlib.md5(bytes(len(PAYLOAD))).hexdigest()
 
 
 def test_read_only_folder_still_verifies(tmp_path):

@@ -12,8 +12,8 @@ Rules kept for every file (MedMNIST, MNIST, CIFAR-10, ...):
 - Network errors (offline, refused, timeout, HTTP status) raise :class:`DataUnavailableError`
   naming the URL, the destination and the checksum a hand-placed file must have.
 - Loading checks the checksum too (:func:`verify_file`). Digests are cached in a small JSON sidecar
-  ``.<name>.digests.json`` keyed by the file's size and modification time, so a 200 MB file is
-  hashed once, not in every job; a changed file (other size or mtime) is hashed again.
+  ``.<name>.digests.json`` keyed by the file's size, modification time and inode, so a 200 MB file
+  is hashed once, not in every job; a changed or replaced file is hashed again.
 
 Plain ``urllib`` is used (no pooch/torchvision): the behaviour above, the socket timeout and the
 wording of the errors are what matter here, and a wrapper would have to override all of them.
@@ -85,8 +85,9 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def _stat_key(path: Path) -> dict[str, int]:
+    """Size and mtime (and the inode: a file swapped in by rename is always hashed again)."""
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
 def file_digests(path: str | os.PathLike, *, cache: bool = True) -> dict[str, str]:
@@ -103,8 +104,7 @@ def file_digests(path: str | os.PathLike, *, cache: bool = True) -> dict[str, st
             record = json.loads(side.read_text())
             if (
                 isinstance(record, dict)
-                and record.get("size") == key["size"]
-                and record.get("mtime_ns") == key["mtime_ns"]
+                and all(record.get(k) == v for k, v in key.items())
                 and all(isinstance(record.get(a), str) for a in _ALGOS)
             ):
                 return {a: record[a] for a in _ALGOS}
@@ -196,7 +196,7 @@ def _progress(name: str, total: int | None, log: Callable[[str], None]) -> Calla
         now = time.monotonic()
         if total is not None and total < PROGRESS_MIN_BYTES:
             return
-        if total is None and done < PROGRESS_MIN_BYTES and not final:
+        if total is None and done < PROGRESS_MIN_BYTES:
             return
         if not final and now - state["last"] < 5.0:
             return
