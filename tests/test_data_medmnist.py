@@ -382,3 +382,42 @@ def test_digits_by_name_and_n_train():
     assert len(data.x_train) == 500 and len(data.x_test) == 1297
     with pytest.raises(ValueError, match="n_train"):
         load_digits(n_train=1797)
+
+
+def test_download_skip_policy_keeps_any_file_and_fetches_official_when_missing(
+    tmp_path, payload, dead_url
+):
+    root = tmp_path / "root"
+    place(root, b"any bytes at all")
+    assert download_medmnist("pathmnist", 28, root, url=dead_url, md5="skip") == (
+        root / "pathmnist.npz"
+    )
+    assert (root / "pathmnist.npz").read_bytes() == b"any bytes at all"
+    with pytest.raises(DataUnavailableError) as err:
+        download_medmnist("pathmnist", 28, tmp_path / "empty", url=dead_url, md5="skip")
+    assert medmnist.INFO["pathmnist"]["MD5"] in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("official", True), ("skip", True), ("0123456789abcdefABCDEF0123456789", True),
+     ("officia1", False), ("abc", False), ("0" * 33, False)],
+)  # fmt: skip
+def test_config_schema_checks_medmnist_md5(value, ok):
+    from pathlib import Path
+
+    from otgap.config import ConfigError, load_config, validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / "config" / "config.yaml")
+    schema = repo / "workflow" / "schemas" / "config.schema.yaml"
+    assert cfg["data"]["medmnist_md5"] == "official"
+    cfg["data"]["medmnist_md5"] = value
+    if ok:
+        validate_config(cfg, schema)
+    else:
+        with pytest.raises(ConfigError, match="medmnist_md5"):
+            validate_config(cfg, schema)
+    del cfg["data"]["medmnist_md5"]
+    validate_config(cfg, schema)
+    assert cfg["data"]["medmnist_md5"] == "official"
