@@ -52,6 +52,16 @@ def test_first_load_after_download_does_not_hash_again(tmp_path, server, monkeyp
     assert verify_file(dest, md5=MD5, sha256=SHA256)["md5"] == MD5
 
 
+def test_downloaded_file_has_ordinary_permissions(tmp_path, server):
+    umask = os.umask(0o022)
+    try:
+        dest = download(server.url + "/f.bin", tmp_path / "f.bin", md5=MD5, timeout=5)
+    finally:
+        os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert sidecar_path(dest).stat().st_mode & 0o777 == 0o644
+
+
 def test_wrong_sha256_alone_is_caught(tmp_path, server):
     dest = tmp_path / "f.bin"
     with pytest.raises(ChecksumError, match="SHA256"):

@@ -120,11 +120,19 @@ def _write_sidecar(side: Path, record: dict) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f"{side.name}.", suffix=".tmp", dir=side.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(record, fh)
+        _default_permissions(Path(tmp))
         os.replace(tmp, side)
     except OSError:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _default_permissions(path: Path) -> None:
+    """Give a mkstemp file (mode 0600) the mode a plain ``open`` would have: 0666 minus umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _mismatch(found: dict[str, str], want: dict[str, str]) -> dict[str, str]:
@@ -260,6 +268,7 @@ def download(
                 f"for inspection and '{dest}' was not created. Retry later, check the URL and "
                 f"checksum, or place a correct file at '{dest}'. {hint}".rstrip()
             )
+        _default_permissions(tmp)  # mkstemp makes it private; a data cache is shared
         os.replace(tmp, dest)
         _write_sidecar(sidecar_path(dest), {**_stat_key(dest), **found})  # spare the first load
     finally:
