@@ -147,7 +147,8 @@ def test_plan_of_finished_quick_run_sums_its_benchmark_files(quick_run):
     tsvs = list((REPO / "logs" / "quick" / "benchmarks").rglob("*.tsv"))
     planned = {j.benchmark for j in jobs if j.benchmark}
     expected = sum(
-        pd.read_csv(p, sep="\t")["s"].mean() * next(j.threads for j in jobs if j.benchmark == str(p.relative_to(REPO)))
+        pd.read_csv(p, sep="\t")["s"].mean()
+        * next(j.threads for j in jobs if j.benchmark == str(p.relative_to(REPO)))
         for p in tsvs
         if str(p.relative_to(REPO)) in planned
     )

@@ -166,7 +166,10 @@ def load_config(configfiles: list[str], repo: Path = REPO) -> dict[str, Any]:
     """The merged, validated config as the workflow sees it (config.yaml, then the overlays)."""
     from otgap.config import load_config as _load
 
-    paths = [repo / "config" / "config.yaml", *(Path(c) if Path(c).is_absolute() else repo / c for c in configfiles)]
+    paths = [
+        repo / "config" / "config.yaml",
+        *(Path(c) if Path(c).is_absolute() else repo / c for c in configfiles),
+    ]
     return _load(*paths, schema=repo / "workflow" / "schemas" / "config.schema.yaml")
 
 
@@ -346,7 +349,10 @@ def format_plan(
         mean = f"{statistics.fmean(secs):>14.1f}" if secs else f"{'?':>14}"
         top = f"{max(secs):>13.1f}" if secs else f"{'?':>13}"
         lines.append(f"{name:<24}{r['stage']:<18}{r['jobs']:>6}{mean}{top}{r['rss']:>9.0f}  {src}")
-    lines += ["", f"{'stage':<18}{'jobs':>6}{'CPU-h':>9}{'GPU-h':>9}{'longest job h':>15}{'peak MB':>9}{'written GB':>12}"]
+    lines += [
+        "",
+        f"{'stage':<18}{'jobs':>6}{'CPU-h':>9}{'GPU-h':>9}{'longest job h':>15}{'peak MB':>9}{'written GB':>12}",
+    ]
     total = StageRow("total")
     for name in sorted(rows):
         s = rows[name]
@@ -603,10 +609,16 @@ def plan(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m otgap.plan", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m otgap.plan", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("action", nargs="?", choices=["plan", "calibrate"], default="plan")
-    parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config/config.yaml")
-    parser.add_argument("--no-benchmarks", action="store_true", help="ignore earlier benchmark files")
+    parser.add_argument(
+        "--configfile", nargs="*", default=[], help="overlays on config/config.yaml"
+    )
+    parser.add_argument(
+        "--no-benchmarks", action="store_true", help="ignore earlier benchmark files"
+    )
     parser.add_argument("--cores", type=int, default=2, help="cores for the calibration run")
     args = parser.parse_args(argv)
     # config/config.yaml is always the base; naming it again changes nothing
