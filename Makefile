@@ -9,7 +9,7 @@ SNAKE   = $(BIN)/snakemake --profile profiles/default --cores $(CORES)
 # Pinned versions of every package (torch==2.13.0 CPU build by default; see README for CUDA).
 PIP     = $(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
 
-.PHONY: install quick paper test report lint format bench clean-quick
+.PHONY: install quick paper test report lint format bench clean-quick plan calibrate
 
 $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ format: install
 bench: install
 	$(PIP) --no-deps pyhessian==0.1
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Cost of a run before launching it (CONFIG=config/quick.yaml for the quick run; empty: paper).
+CONFIG ?=
+plan: install
+	$(BIN)/python -m otgap.plan plan $(if $(CONFIG),--configfile $(CONFIG))
+
+calibrate: install
+	$(BIN)/python -m otgap.plan calibrate $(if $(CONFIG),--configfile $(CONFIG))
 
 clean-quick:
 	rm -rf results/quick logs/quick

@@ -82,12 +82,12 @@ class Run:
     seconds: float
 
 
-def _run(args: list[str], timeout: int = RUN_TIMEOUT) -> Run:
+def _run(args: list[str], timeout: int = RUN_TIMEOUT, env: dict | None = None) -> Run:
     """Run snakemake from the repository root; on timeout stop it and cancel its SLURM jobs."""
     start = time.monotonic()
     proc = subprocess.Popen(
         args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+        start_new_session=True, env=env,
     )  # fmt: skip
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -233,3 +233,47 @@ def test_unsatisfiable_request_fails_with_sbatch_message(cluster, tmp_path):
     assert "SLURM sbatch failed" in run.output, run.output[-3000:]
     assert "--mem 99000000" in run.output
     assert not SUBMITTED.search(run.output)
+
+
+def test_grouped_submission_and_retry_with_more_runtime(cluster, config, tmp_path):
+    """The profile's job groups put several small jobs in one sbatch call, and a job whose first
+    attempt fails is resubmitted with twice the runtime (runtime x attempt, common.smk)."""
+    fhn = config["fhn"]
+    system = fhn["systems"][0]
+    data = tmp_path / "results" / config["run"] / "data" / "fhn" / f"system={system}"
+    seed = fhn["seeds"][0]
+    targets = [data / f"condition={c['name']}/seed={seed}/dataset.npz" for c in fhn["conditions"][:2]]
+    marks = tmp_path / "fail_once"
+    marks.mkdir()
+    # the first job of each rule fails once (fault injection in otgap.jobs)
+    env = dict(os.environ, OTGAP_FAIL_FIRST_ATTEMPT=str(marks))
+    cmd = [
+        *BASE_CMD,
+        "--configfile", QUICK,
+        "--config", f"results_root={tmp_path / 'results'}", f"logs_root={tmp_path / 'logs'}",
+        "--slurm-logdir", str(tmp_path / "slurm_logs"),
+        "--verbose",
+        "--groups", "fhn_dataset=datasets",
+        "--group-components", "datasets=2",
+        "--retries", "1",
+        *map(str, targets),
+    ]  # fmt: skip
+    run = _run(cmd, timeout=2 * RUN_TIMEOUT, env=env)  # two attempts in series
+    assert run.returncode == 0, _failure(run)
+    assert (marks / "fhn_lyapunov.failed").exists(), "the injected failure did not happen"
+    for target in targets:
+        assert target.is_file()
+    runtime = stage_resources(config, "fhn_data")["runtime"]
+    calls = [flags for flags, _ in SBATCH_CALL.findall(run.output)]
+    lyap = [f for f in calls if "fhn_lyapunov" in f]
+    # first attempt with the configured runtime, the retry with twice as much
+    assert [re.search(r" -t (\d+) ", f + " ").group(1) for f in lyap] == [
+        str(runtime),
+        str(2 * runtime),
+    ], calls
+    grouped = [f for f in calls if "datasets" in f]
+    assert grouped, calls
+    # one submission runs both dataset jobs: fewer sbatch calls than dataset jobs ran, counting
+    # the retry of the group whose first member failed once
+    assert len(grouped) < 2 * len(targets), calls
+    assert "fhn_dataset.failed" in {p.name for p in marks.iterdir()}

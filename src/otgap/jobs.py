@@ -29,6 +29,25 @@ def set_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
+FAIL_FIRST_ATTEMPT = "OTGAP_FAIL_FIRST_ATTEMPT"
+
+
+def _inject_first_attempt_failure(rule: str) -> None:
+    """Fault injection for the cluster tests: with OTGAP_FAIL_FIRST_ATTEMPT=<dir>, the first job
+    of each rule fails once (it leaves ``<dir>/<rule>.failed`` behind), so a retry can be observed.
+    Unset in normal use."""
+    folder = os.environ.get(FAIL_FIRST_ATTEMPT)
+    if not folder:
+        return
+    marker = Path(folder) / f"{rule}.failed"
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    raise RuntimeError(f"injected failure of the first attempt ({FAIL_FIRST_ATTEMPT}={folder})")
+
+
 def _log_path(smk: Any) -> Path | None:
     logs = list(getattr(smk, "log", []) or [])
     return Path(logs[0]) if logs else None
@@ -57,6 +76,7 @@ def job(smk: Any, *, name: str | None = None) -> Iterator[Callable[[str], None]]
             ensure_writable_dir(Path(out).parent)
         wildcards = dict(getattr(smk, "wildcards", {}) or {})
         log(f"start; wildcards={wildcards} threads={threads}")
+        _inject_first_attempt_failure(rule)
         yield log
         log(f"done in {time.perf_counter() - t0:.1f} s")
     except BaseException as exc:

@@ -61,10 +61,21 @@ except OutputError as exc:
     raise WorkflowError(str(exc)) from None
 
 
+def scaled_by_attempt(minutes):
+    """A runtime that grows with the attempt: a job killed at its time limit gets twice the time
+    on its first retry (three times on the second), so `retries` never resubmits a request that
+    already proved too short."""
+
+    def runtime(wildcards, attempt):
+        return minutes * attempt
+
+    return runtime
+
+
 def res(stage):
     """Resources of a stage from config['resources'] (gpu only when asked for, so CPU runs stay CPU)."""
     r = stage_resources(config, stage)
-    out = {"mem_mb": r["mem_mb"], "runtime": r["runtime"]}
+    out = {"mem_mb": r["mem_mb"], "runtime": scaled_by_attempt(r["runtime"])}
     if r["gpu"] > 0:
         out["gpu"] = r["gpu"]
     return out

@@ -1,0 +1,639 @@
+"""What a run will cost, before it is launched: jobs per rule, CPU/GPU hours, peak memory, disk.
+
+``python -m otgap.plan --configfile config/quick.yaml`` (``make plan``) lists every job of the
+config's DAG with a forced dry run (``snakemake -n --forceall``, so a finished run is planned as if
+from scratch) and gives each job a duration, a peak memory and the bytes it writes, from the first
+of these sources that has it:
+
+1. ``measured``: the job's own benchmark file from an earlier run of the same config
+   (``logs/<run>/benchmarks/...``; Snakemake's ``s``, ``max_rss`` and ``io_out`` columns).
+2. ``measured (rule)``: the mean over the measured jobs of the same rule and the same kind (model
+   or optimizer wildcard), for jobs of a grid that was only partly run.
+3. ``calibrated``: ``python -m otgap.plan calibrate`` (``make calibrate``) runs the config's DAG
+   on a reduced grid (first condition, first seed and first learning rate of every stage, all
+   models and optimizers) twice, with two short training lengths, in a scratch folder, and fits
+   ``seconds = a + b * length`` per (rule, kind); the plan evaluates it at the config's full
+   length (``fhn.train.epochs``, and per optimizer entry ``steps`` or ``epochs``). Rules without
+   a training length take the mean of their calibration jobs, which run at the config's real
+   sizes. MedMNIST files are replaced by random files of the official shape.
+4. ``assumed``: rules with no benchmark (aggregates, figures) cost a process start-up, taken from
+   the calibration when there is one.
+
+CPU-hours are seconds x threads; GPU-hours are the allocation a job asks for (seconds x gpu, for
+stages whose ``resources`` ask for a GPU), computed from CPU-measured seconds and so an upper bound
+of the time a GPU would take. Training lengths are upper bounds where training stops early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# Wildcards that change what a job costs; the other ones (seed, condition, lr) do not.
+KIND_WILDCARDS = ("model", "optimizer", "system", "dataset")
+CALIBRATION_NAME = "calibration.json"
+DEFAULT_STARTUP_S = 5.0
+
+
+class PlanError(RuntimeError):
+    """The plan could not be made (a failed dry run, an unreadable config)."""
+
+
+@dataclass
+class Job:
+    rule: str
+    wildcards: dict[str, str]
+    benchmark: str | None
+    threads: int = 1
+    resources: dict[str, str] = field(default_factory=dict)
+
+    def kind(self) -> str:
+        return ",".join(f"{k}={self.wildcards[k]}" for k in KIND_WILDCARDS if k in self.wildcards)
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    max_rss_mb: float | None
+    io_out_mb: float | None
+    source: str
+
+
+# ---- the DAG ---------------------------------------------------------------------------------
+
+
+def snakemake_cmd(repo: Path = REPO) -> list[str]:
+    exe = repo / ".venv" / "bin" / "snakemake"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
+
+
+def dry_run(configfiles: list[str], *, repo: Path = REPO, extra: Iterable[str] = ()) -> str:
+    """Text of a forced dry run (every job of the DAG, as if nothing existed)."""
+    cmd = [
+        *snakemake_cmd(repo),
+        "-n",
+        "--forceall",
+        # many cores, so that the listing shows each rule's own thread count
+        "--cores",
+        "256",
+        "--profile",
+        "profiles/default",
+        *extra,
+    ]
+    if configfiles:
+        cmd += ["--configfile", *configfiles]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise PlanError(f"the dry run failed ({' '.join(cmd)}):\n{tail}")
+    return proc.stdout + proc.stderr
+
+
+_RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
+_FIELD = re.compile(r"^\s+(\w+): (.*)$")
+
+
+def parse_jobs(text: str) -> list[Job]:
+    """Jobs of a ``snakemake -n`` listing: rule, wildcards, benchmark path, threads, resources."""
+    jobs: list[Job] = []
+    current: Job | None = None
+    for line in text.splitlines():
+        m = _RULE.match(line)
+        if m:
+            current = Job(rule=m.group(1), wildcards={}, benchmark=None)
+            jobs.append(current)
+            continue
+        if current is None:
+            continue
+        f = _FIELD.match(line)
+        if not f:
+            if not line.strip():
+                current = None
+            continue
+        key, value = f.groups()
+        if key == "wildcards":
+            current.wildcards = _pairs(value)
+        elif key == "benchmark":
+            current.benchmark = value.strip()
+        elif key == "threads":
+            current.threads = int(value)
+        elif key == "resources":
+            current.resources = _pairs(value)
+    return [j for j in jobs if j.rule != "all"]
+
+
+def _pairs(text: str) -> dict[str, str]:
+    out = {}
+    for part in text.split(", "):
+        k, sep, v = part.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def rule_stages(repo: Path = REPO) -> dict[str, str]:
+    """Rule name -> stage (the rule file it is defined in, without .smk)."""
+    stages = {}
+    for path in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for line in path.read_text().splitlines():
+            m = _RULE.match(line)
+            if m:
+                stages[m.group(1)] = path.stem
+    return stages
+
+
+# ---- the config ------------------------------------------------------------------------------
+
+
+def load_config(configfiles: list[str], repo: Path = REPO) -> dict[str, Any]:
+    """The merged, validated config as the workflow sees it (config.yaml, then the overlays)."""
+    from otgap.config import load_config as _load
+
+    paths = [
+        repo / "config" / "config.yaml",
+        *(Path(c) if Path(c).is_absolute() else repo / c for c in configfiles),
+    ]
+    return _load(*paths, schema=repo / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def training_length(config: Mapping[str, Any], job: Job) -> float | None:
+    """The length a training job's time scales with: epochs (FHN, minibatch EoS) or steps (GD)."""
+    if job.rule == "fhn_train":
+        return float(config["fhn"]["train"]["epochs"])
+    if job.rule == "eos_train":
+        for entry in config["eos"]["optimizers"]:
+            if entry["name"] == job.wildcards.get("optimizer"):
+                return float(entry.get("steps") or entry.get("epochs") or 0) or None
+    return None
+
+
+# ---- measurements ----------------------------------------------------------------------------
+
+
+def read_benchmark(path: Path) -> Estimate | None:
+    """Seconds, peak RSS and MB written of a Snakemake benchmark file (mean over its repeats)."""
+    try:
+        with open(path) as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+    except OSError:
+        return None
+    if not rows:
+        return None
+
+    def col(name: str) -> float | None:
+        vals = []
+        for r in rows:
+            try:
+                vals.append(float(r[name]))
+            except (KeyError, TypeError, ValueError):
+                pass
+        return statistics.fmean(vals) if vals else None
+
+    seconds = col("s")
+    if seconds is None:
+        return None
+    return Estimate(seconds, col("max_rss"), col("io_out"), "measured")
+
+
+def measured(jobs: list[Job], repo: Path) -> dict[int, Estimate]:
+    out = {}
+    for i, job in enumerate(jobs):
+        if job.benchmark:
+            est = read_benchmark(repo / job.benchmark)
+            if est is not None:
+                out[i] = est
+    return out
+
+
+def _group_mean(ests: list[Estimate], source: str) -> Estimate:
+    rss = [e.max_rss_mb for e in ests if e.max_rss_mb is not None]
+    io = [e.io_out_mb for e in ests if e.io_out_mb is not None]
+    return Estimate(
+        statistics.fmean(e.seconds for e in ests),
+        max(rss) if rss else None,
+        statistics.fmean(io) if io else None,
+        source,
+    )
+
+
+# ---- the plan --------------------------------------------------------------------------------
+
+
+def estimate_jobs(
+    jobs: list[Job],
+    config: Mapping[str, Any],
+    *,
+    repo: Path = REPO,
+    calibration: Mapping[str, Any] | None = None,
+    use_benchmarks: bool = True,
+) -> list[Estimate]:
+    """One estimate per job, from the first source that has it (see the module docstring)."""
+    own = measured(jobs, repo) if use_benchmarks else {}
+    by_kind: dict[tuple[str, str], list[Estimate]] = defaultdict(list)
+    by_rule: dict[str, list[Estimate]] = defaultdict(list)
+    for i, est in own.items():
+        by_kind[(jobs[i].rule, jobs[i].kind())].append(est)
+        by_rule[jobs[i].rule].append(est)
+    fits = (calibration or {}).get("fits", {})
+    startup = float((calibration or {}).get("startup_s", DEFAULT_STARTUP_S))
+    out = []
+    for i, job in enumerate(jobs):
+        if i in own:
+            out.append(own[i])
+            continue
+        key = (job.rule, job.kind())
+        if by_kind.get(key):
+            out.append(_group_mean(by_kind[key], "measured (rule)"))
+            continue
+        fit = fits.get(f"{job.rule}|{job.kind()}") or fits.get(f"{job.rule}|")
+        if fit is not None:
+            length = training_length(config, job)
+            if fit.get("slope") is not None and length is not None:
+                seconds = fit["intercept"] + fit["slope"] * length
+            else:
+                seconds = fit["mean"]
+            out.append(
+                Estimate(max(seconds, 0.0), fit.get("max_rss"), fit.get("io_out"), "calibrated")
+            )
+            continue
+        if by_rule.get(job.rule):
+            out.append(_group_mean(by_rule[job.rule], "measured (rule)"))
+            continue
+        if job.benchmark:
+            # an expensive rule (it has a benchmark) that nothing measured: do not guess
+            out.append(Estimate(math.nan, None, None, "unknown"))
+            continue
+        out.append(Estimate(startup, None, None, "assumed"))
+    return out
+
+
+@dataclass
+class StageRow:
+    stage: str
+    jobs: int = 0
+    cpu_hours: float = 0.0
+    gpu_hours: float = 0.0
+    wall_hours_serial: float = 0.0
+    max_job_hours: float = 0.0
+    peak_mem_mb: float = 0.0
+    disk_mb: float = 0.0
+    sources: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def summarise(
+    jobs: list[Job], estimates: list[Estimate], config: Mapping[str, Any], stages: Mapping[str, str]
+) -> tuple[dict[str, StageRow], dict[str, dict[str, Any]]]:
+    """Per-stage totals and per-rule rows."""
+    rows: dict[str, StageRow] = {}
+    rules: dict[str, dict[str, Any]] = {}
+    for job, est in zip(jobs, estimates, strict=True):
+        stage = stages.get(job.rule, "other")
+        if math.isnan(est.seconds):
+            rows.setdefault(stage, StageRow(stage)).sources["unknown"] += 1
+            r = rules.setdefault(
+                job.rule,
+                {"stage": stage, "jobs": 0, "seconds": [], "sources": defaultdict(int), "rss": 0.0},
+            )
+            r["jobs"] += 1
+            r["sources"]["unknown"] += 1
+            rows[stage].jobs += 1
+            continue
+        row = rows.setdefault(stage, StageRow(stage))
+        gpus = float(job.resources.get("gpu", 0) or 0)
+        row.jobs += 1
+        row.cpu_hours += est.seconds * job.threads / 3600
+        row.gpu_hours += est.seconds * gpus / 3600
+        row.wall_hours_serial += est.seconds / 3600
+        row.max_job_hours = max(row.max_job_hours, est.seconds / 3600)
+        row.peak_mem_mb = max(row.peak_mem_mb, est.max_rss_mb or 0.0)
+        row.disk_mb += est.io_out_mb or 0.0
+        row.sources[est.source] += 1
+        r = rules.setdefault(
+            job.rule,
+            {"stage": stage, "jobs": 0, "seconds": [], "sources": defaultdict(int), "rss": 0.0},
+        )
+        r["jobs"] += 1
+        r["seconds"].append(est.seconds)
+        r["sources"][est.source] += 1
+        r["rss"] = max(r["rss"], est.max_rss_mb or 0.0)
+    return rows, rules
+
+
+def format_plan(
+    run: str, rows: Mapping[str, StageRow], rules: Mapping[str, Mapping[str, Any]]
+) -> str:
+    lines = [f"Plan of run '{run}' (every job, as if from empty results)", ""]
+    head = f"{'rule':<24}{'stage':<18}{'jobs':>6}{'s/job (mean)':>14}{'s/job (max)':>13}{'peak MB':>9}  source"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for name, r in sorted(rules.items(), key=lambda kv: (kv[1]["stage"], kv[0])):
+        src = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items()))
+        secs = r["seconds"]
+        mean = f"{statistics.fmean(secs):>14.1f}" if secs else f"{'?':>14}"
+        top = f"{max(secs):>13.1f}" if secs else f"{'?':>13}"
+        lines.append(f"{name:<24}{r['stage']:<18}{r['jobs']:>6}{mean}{top}{r['rss']:>9.0f}  {src}")
+    lines += [
+        "",
+        f"{'stage':<18}{'jobs':>6}{'CPU-h':>9}{'GPU-h':>9}{'longest job h':>15}{'peak MB':>9}{'written GB':>12}",
+    ]
+    total = StageRow("total")
+    for name in sorted(rows):
+        s = rows[name]
+        lines.append(
+            f"{name:<18}{s.jobs:>6}{s.cpu_hours:>9.2f}{s.gpu_hours:>9.2f}{s.max_job_hours:>15.3f}"
+            f"{s.peak_mem_mb:>9.0f}{s.disk_mb / 1024:>12.2f}"
+        )
+        total.jobs += s.jobs
+        total.cpu_hours += s.cpu_hours
+        total.gpu_hours += s.gpu_hours
+        total.max_job_hours = max(total.max_job_hours, s.max_job_hours)
+        total.peak_mem_mb = max(total.peak_mem_mb, s.peak_mem_mb)
+        total.disk_mb += s.disk_mb
+    lines.append(
+        f"{'total':<18}{total.jobs:>6}{total.cpu_hours:>9.2f}{total.gpu_hours:>9.2f}"
+        f"{total.max_job_hours:>15.3f}{total.peak_mem_mb:>9.0f}{total.disk_mb / 1024:>12.2f}"
+    )
+    unknown = sum(s.sources.get("unknown", 0) for s in rows.values())
+    if unknown:
+        lines.append(
+            f"INCOMPLETE: {unknown} job(s) of benchmarked rules have no measurement or "
+            "calibration and are left out of the totals."
+        )
+    lines += [
+        "",
+        "CPU-h: seconds x threads. GPU-h: the allocation asked for (seconds x gpu) where a stage's",
+        "resources request a GPU, from CPU-measured seconds. 'written GB': bytes each job writes",
+        "(results, snapshots, checkpoints; Snakemake's io_out), not what stays on disk.",
+        "Sources: measured = the job's own benchmark file; measured (rule) = mean of measured jobs",
+        "of the same rule and kind; calibrated = make calibrate, extrapolated to the full training",
+        "length; assumed = a process start-up only (rules without benchmark files);",
+        "unknown = a benchmarked rule nothing has measured yet (left out of the totals).",
+    ]
+    return "\n".join(lines)
+
+
+# ---- calibration -----------------------------------------------------------------------------
+
+
+def calibration_path(config: Mapping[str, Any], repo: Path = REPO) -> Path:
+    return repo / config["logs_root"] / config["run"] / "plan" / CALIBRATION_NAME
+
+
+def calibration_overlay(config: Mapping[str, Any], scratch: Path, length: int) -> dict[str, Any]:
+    """The config's DAG reduced to one cell per kind, trained for ``length`` epochs/steps."""
+    fhn = config["fhn"]
+    eos = config["eos"]
+    optimizers = []
+    for entry in eos["optimizers"]:
+        e = dict(entry)
+        e["lrs"] = [entry["lrs"][0]]
+        if "steps" in e:
+            every = [v for v in (e.get("eig_every"), e.get("eval_every")) if isinstance(v, int)]
+            unit = max(every) if every else 1
+            e["steps"] = unit * length
+            if isinstance(e.get("checkpoint_every"), int):
+                e["checkpoint_every"] = min(e["checkpoint_every"], e["steps"])
+        else:
+            e["epochs"] = length
+        optimizers.append(e)
+    overlay = {
+        "run": "calibration",
+        "results_root": str(scratch / "results"),
+        "logs_root": str(scratch / "logs"),
+        "data": {"root": str(scratch / "data")},
+        "fhn": {
+            "conditions": [fhn["conditions"][0]],
+            "train": {"epochs": 2 * length},
+        },
+        "eos": {
+            "seeds": [eos["seeds"][0]],
+            "optimizers": optimizers,
+            "n_snapshots": min(eos["n_snapshots"], 2 * length + 1),
+        },
+        "paper": {"build_pdf": False},
+    }
+    return overlay
+
+
+def make_fake_medmnist(config: Mapping[str, Any], data_root: Path) -> list[str]:
+    """Random MedMNIST files of the official shape, so EoS jobs run offline at the real size."""
+    import medmnist
+    import numpy as np
+
+    made = []
+    size = config["eos"].get("size", 28)
+    rng = np.random.default_rng(0)
+    for flag in config["eos"]["datasets"]:
+        if flag not in medmnist.INFO:
+            continue
+        info = medmnist.INFO[flag]
+        channels = info["n_channels"]
+        n_classes = len(info["label"])
+        arrays = {}
+        for split in ("train", "val", "test"):
+            n = info["n_samples"][split]
+            shape = (n, size, size) if channels == 1 else (n, size, size, channels)
+            arrays[f"{split}_images"] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            arrays[f"{split}_labels"] = rng.integers(0, n_classes, size=(n, 1), dtype=np.uint8)
+        name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+        dest = data_root / "medmnist" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(dest, **arrays)
+        made.append(flag)
+    return made
+
+
+def _startup_seconds() -> float:
+    """Wall time of a fresh interpreter importing torch and the training code (a job's floor)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import torch, otgap.train.loop, otgap.train.provenance"],
+        check=True,
+    )
+    return time.perf_counter() - t0
+
+
+def _fit(points: list[tuple[float, Estimate]]) -> dict[str, Any]:
+    lengths = sorted({length for length, _ in points})
+    rss = [e.max_rss_mb for _, e in points if e.max_rss_mb is not None]
+    io = [e.io_out_mb for _, e in points if e.io_out_mb is not None]
+    fit: dict[str, Any] = {
+        "mean": statistics.fmean(e.seconds for _, e in points),
+        "max_rss": max(rss) if rss else None,
+        "io_out": max(io) if io else None,
+        "slope": None,
+        "intercept": None,
+        "points": [[length, e.seconds] for length, e in points],
+    }
+    if len(lengths) >= 2:
+        xs = [length for length, _ in points]
+        ys = [e.seconds for _, e in points]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+        fit["slope"] = max(slope, 0.0)
+        fit["intercept"] = my - fit["slope"] * mx
+    return fit
+
+
+def calibrate(
+    configfiles: list[str],
+    *,
+    repo: Path = REPO,
+    lengths: tuple[int, int] = (1, 3),
+    cores: int = 2,
+    log=print,
+) -> Path:
+    """Run the reduced DAG at two training lengths and cache per-(rule, kind) fits."""
+    config = load_config(configfiles, repo)
+    scratch = repo / config["results_root"] / config["run"] / ".plan-calibration"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    t_start = time.perf_counter()
+    made = make_fake_medmnist(config, scratch / "data")
+    if made:
+        log(f"calibration: random MedMNIST-shaped files for {made} (official shapes, offline)")
+    startup = _startup_seconds()
+    points: dict[str, list[tuple[float, Estimate]]] = defaultdict(list)
+    for length in lengths:
+        overlay = calibration_overlay(config, scratch, length)
+        over_path = scratch / f"overlay-{length}.yaml"
+        over_path.write_text(yaml.safe_dump(overlay, sort_keys=True))
+        results = scratch / "results" / "calibration"
+        logs_dir = scratch / "logs" / "calibration"
+        for d in (results, logs_dir):
+            if d.exists():
+                shutil.rmtree(d)
+        cmd = [
+            *snakemake_cmd(repo),
+            "--profile",
+            "profiles/default",
+            "--cores",
+            str(cores),
+            "--configfile",
+            *configfiles,
+            str(over_path),
+            "--rerun-triggers",
+            "mtime",
+            "--quiet",
+            "all",
+        ]
+        log(f"calibration: length {length}: {' '.join(cmd)}")
+        listing = dry_run([*configfiles, str(over_path)], repo=repo)
+        jobs = parse_jobs(listing)
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+            raise PlanError(f"calibration run failed (length {length}):\n{tail}")
+        sub_config = load_config([*configfiles, str(over_path)], repo)
+        for job in jobs:
+            if not job.benchmark:
+                continue
+            est = read_benchmark(repo / job.benchmark)
+            if est is None:
+                continue
+            lengths_here = training_length(sub_config, job)
+            key = f"{job.rule}|{job.kind()}"
+            points[key].append((lengths_here if lengths_here is not None else 0.0, est))
+            points[f"{job.rule}|"].append((lengths_here if lengths_here is not None else 0.0, est))
+    fits = {}
+    for key, pts in points.items():
+        has_length = any(p[0] for p in pts)
+        fits[key] = _fit(pts) if has_length else _fit([(0.0, e) for _, e in pts]) | {"slope": None}
+    out = calibration_path(config, repo)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "configfiles": configfiles,
+        "run": config["run"],
+        "lengths": list(lengths),
+        "startup_s": startup,
+        "seconds": time.perf_counter() - t_start,
+        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "fits": fits,
+    }
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    tmp.replace(out)
+    shutil.rmtree(scratch, ignore_errors=True)
+    log(f"calibration: {len(fits)} fits in {payload['seconds']:.0f} s -> {out}")
+    return out
+
+
+# ---- command line ----------------------------------------------------------------------------
+
+
+def plan(
+    configfiles: list[str],
+    *,
+    repo: Path = REPO,
+    use_benchmarks: bool = True,
+    use_calibration: bool = True,
+) -> tuple[str, dict[str, StageRow], list[Job], list[Estimate]]:
+    config = load_config(configfiles, repo)
+    calib = None
+    cpath = calibration_path(config, repo)
+    if use_calibration and cpath.exists():
+        calib = json.loads(cpath.read_text())
+    jobs = parse_jobs(dry_run(configfiles, repo=repo))
+    estimates = estimate_jobs(
+        jobs, config, repo=repo, calibration=calib, use_benchmarks=use_benchmarks
+    )
+    rows, rules = summarise(jobs, estimates, config, rule_stages(repo))
+    text = format_plan(config["run"], rows, rules)
+    if calib is None:
+        text += (
+            f"\nNo calibration cache ({cpath}): jobs without benchmark files count a start-up only."
+            f"\nRun `make calibrate` (or python -m otgap.plan calibrate --configfile ...) first."
+        )
+    else:
+        text += f"\nCalibration: {cpath} ({calib['seconds']:.0f} s, lengths {calib['lengths']})."
+    return text, rows, jobs, estimates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m otgap.plan", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("action", nargs="?", choices=["plan", "calibrate"], default="plan")
+    parser.add_argument(
+        "--configfile", nargs="*", default=[], help="overlays on config/config.yaml"
+    )
+    parser.add_argument(
+        "--no-benchmarks", action="store_true", help="ignore earlier benchmark files"
+    )
+    parser.add_argument("--cores", type=int, default=2, help="cores for the calibration run")
+    args = parser.parse_args(argv)
+    # config/config.yaml is always the base; naming it again changes nothing
+    configfiles = [c for c in args.configfile if Path(c).resolve() != REPO / "config/config.yaml"]
+    try:
+        if args.action == "calibrate":
+            calibrate(configfiles, cores=args.cores)
+            return 0
+        text, *_ = plan(configfiles, use_benchmarks=not args.no_benchmarks)
+    except PlanError as exc:
+        print(f"otgap.plan: {exc}", file=sys.stderr)
+        return 1
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""otgap.plan: the dry-run listing parser, the cost sources, and estimates against measured runs."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from otgap import plan as P
+
+from .conftest import REPO
+
+LISTING = """
+Building DAG of jobs...
+[Tue Dec  1 14:48:30 2026]
+rule eos_train:
+    input: src/otgap/__init__.py
+    output: results/q/eos/a/history.csv
+    log: logs/q/eos/a/train.log
+    jobid: 62
+    benchmark: logs/q/benchmarks/eos/a/train.tsv
+    reason: Forced execution
+    wildcards: dataset=digits, model=mlp, optimizer=gd, lr=0.1, loss=mse, seed=1
+    threads: 4
+    resources: tmpdir=/tmp, runtime=30, gpu=1, mem_mb=4000, mem=4 GB
+Shell command: None
+
+[Tue Dec  1 14:48:30 2026]
+localrule fhn_table:
+    input: results/q/aggregate/fhn/runs.csv
+    output: results/q/tables/fhn/summary.tex
+    jobid: 3
+    reason: Forced execution
+    resources: tmpdir=/tmp
+
+[Tue Dec  1 14:48:30 2026]
+localrule all:
+    input: results/q/tables/fhn/summary.tex
+    jobid: 0
+"""
+
+
+def test_parse_jobs_reads_rule_wildcards_benchmark_threads_resources():
+    jobs = P.parse_jobs(LISTING)
+    assert [j.rule for j in jobs] == ["eos_train", "fhn_table"]  # 'all' is not a job to plan
+    eos, table = jobs
+    assert eos.wildcards == {
+        "dataset": "digits",
+        "model": "mlp",
+        "optimizer": "gd",
+        "lr": "0.1",
+        "loss": "mse",
+        "seed": "1",
+    }
+    assert eos.benchmark == "logs/q/benchmarks/eos/a/train.tsv"
+    assert eos.threads == 4 and eos.resources["gpu"] == "1"
+    # seed and lr do not change what a job costs; model, optimizer and dataset do
+    assert eos.kind() == "model=mlp,optimizer=gd,dataset=digits"
+    assert table.benchmark is None and table.threads == 1
+
+
+def test_fit_recovers_intercept_and_slope_of_exact_line():
+    pts = [(L, P.Estimate(3.0 + 2.0 * L, 100.0, 1.0, "x")) for L in (1, 3, 5)]
+    fit = P._fit(pts)
+    assert fit["intercept"] == pytest.approx(3.0)
+    assert fit["slope"] == pytest.approx(2.0)
+    assert fit["max_rss"] == 100.0
+
+
+def _bench(path: Path, seconds: float, rss: float = 50.0, io_out: float = 2.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        f"{seconds}\t0:00:01\t{rss}\t1\t1\t1\t0\t{io_out}\t0\t1\n"
+    )
+
+
+def test_estimate_sources_in_priority_order(tmp_path):
+    config = {
+        "fhn": {"train": {"epochs": 100}},
+        "eos": {"optimizers": [{"name": "gd", "steps": 1000}, {"name": "sgd", "epochs": 10}]},
+    }
+
+    def job(rule, bench, **wc):
+        return P.Job(rule=rule, wildcards=wc, benchmark=bench)
+
+    jobs = [
+        job("fhn_train", "b/own.tsv", model="a", seed="0"),  # its own file
+        job("fhn_train", "b/missing.tsv", model="a", seed="1"),  # same kind measured
+        job("fhn_train", "b/none1.tsv", model="b", seed="0"),  # calibrated, by kind
+        job("eos_train", "b/none2.tsv", optimizer="gd", model="mlp"),  # calibrated, rule-wide
+        job("eos_landscape", "b/none3.tsv", optimizer="gd"),  # nothing: unknown
+        job("fhn_table", None),  # no benchmark: start-up only
+    ]
+    _bench(tmp_path / "b/own.tsv", 12.0, rss=300.0)
+    calibration = {
+        "startup_s": 4.0,
+        "fits": {
+            "fhn_train|model=b": {"intercept": 5.0, "slope": 0.5, "mean": 1.0, "max_rss": 70.0},
+            "eos_train|": {"intercept": 2.0, "slope": 0.01, "mean": 1.0},
+        },
+    }
+    est = P.estimate_jobs(jobs, config, repo=tmp_path, calibration=calibration)
+    assert [e.source for e in est] == [
+        "measured",
+        "measured (rule)",
+        "calibrated",
+        "calibrated",
+        "unknown",
+        "assumed",
+    ]
+    assert est[0].seconds == 12.0 and est[0].max_rss_mb == 300.0
+    assert est[1].seconds == 12.0
+    assert est[2].seconds == pytest.approx(5.0 + 0.5 * 100)  # extrapolated to 100 epochs
+    assert est[3].seconds == pytest.approx(2.0 + 0.01 * 1000)  # to the entry's 1000 steps
+    assert math.isnan(est[4].seconds)
+    assert est[5].seconds == 4.0
+    # the unknown job is counted but left out of the hours, and the report says so
+    rows, rules = P.summarise(jobs, est, config, {"fhn_train": "fhn", "eos_train": "eos"})
+    assert rows["fhn"].cpu_hours == pytest.approx((12 + 12 + 55) / 3600)
+    assert "INCOMPLETE: 1 job" in P.format_plan("q", rows, rules)
+
+
+def _measured_by_job(run_dir: Path, jobs):
+    out = {}
+    for job in jobs:
+        if job.benchmark and (run_dir / job.benchmark).exists():
+            out[job.benchmark] = float(pd.read_csv(run_dir / job.benchmark, sep="\t")["s"].mean())
+    return out
+
+
+@pytest.mark.e2e
+def test_plan_of_finished_quick_run_sums_its_benchmark_files(quick_run):
+    text, rows, jobs, est = P.plan(["config/quick.yaml"])
+    measured = _measured_by_job(REPO, jobs)
+    assert measured, "the quick run has benchmark files"
+    # every benchmarked job of the finished run is planned from its own file
+    for job, e in zip(jobs, est, strict=True):
+        if job.benchmark:
+            assert e.source == "measured", job
+            assert e.seconds == pytest.approx(measured[job.benchmark])
+    # totals: the benchmark files summed independently, plus start-ups for unbenchmarked jobs
+    tsvs = list((REPO / "logs" / "quick" / "benchmarks").rglob("*.tsv"))
+    planned = {j.benchmark for j in jobs if j.benchmark}
+    expected = sum(
+        pd.read_csv(p, sep="\t")["s"].mean()
+        * next(j.threads for j in jobs if j.benchmark == str(p.relative_to(REPO)))
+        for p in tsvs
+        if str(p.relative_to(REPO)) in planned
+    )
+    unbenchmarked = sum(e.seconds for j, e in zip(jobs, est, strict=True) if not j.benchmark)
+    total = sum(r.cpu_hours for r in rows.values()) * 3600
+    assert total == pytest.approx(expected + unbenchmarked, rel=1e-9)
+    assert "total" in text and "fhn" in text and "eos" in text
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_calibration_alone_is_within_factor_two_of_measured_job_times(quick_run, tmp_path):
+    """Hide the quick run's benchmark files: calibrate, plan, compare with what the run measured."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("workflow", "scripts", "src", "config", "profiles"):
+        shutil.copytree(REPO / name, copy / name)
+    P.calibrate(["config/quick.yaml"], repo=copy, log=lambda m: None)
+    assert (copy / "logs" / "quick" / "plan" / P.CALIBRATION_NAME).exists()
+    assert not (copy / "results" / "quick" / ".plan-calibration").exists(), "scratch removed"
+    _, _, jobs, est = P.plan(["config/quick.yaml"], repo=copy, use_benchmarks=False)
+    measured = _measured_by_job(REPO, jobs)
+    ratios = {}
+    for job, e in zip(jobs, est, strict=True):
+        if job.benchmark in measured and measured[job.benchmark] > 1.0:
+            assert e.source == "calibrated", job
+            ratios[job.benchmark] = e.seconds / measured[job.benchmark]
+    assert ratios
+    bad = {k: round(v, 2) for k, v in ratios.items() if not 0.5 <= v <= 2.0}
+    assert not bad, f"estimates off by more than 2x: {bad}"
+
+
+@pytest.mark.e2e
+def test_plan_of_paper_config_runs_no_job(tmp_path):
+    before = set((REPO / "results").glob("paper*")) if (REPO / "results").exists() else set()
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "otgap.plan"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for stage in ("fhn", "eos", "total"):
+        assert f"\n{stage}" in proc.stdout
+    after = set((REPO / "results").glob("paper*")) if (REPO / "results").exists() else set()
+    assert after == before, "planning must not create results"
