@@ -36,7 +36,12 @@ from otgap.train.eos import (  # noqa: E402
 from otgap.train.loop import Preempted  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-HYPER = {"mlp": {"hidden": [12]}, "cnn": {"channels": [3]}}
+HYPER = {
+    "mlp": {"hidden": [12]},
+    "cnn": {"channels": [3]},
+    "landau1": {},
+    "landau2": {"hidden": 12},
+}
 RUNS = [(m, o) for m in CLASSIFIERS for o in OPTIMIZERS]
 IDS = [f"{m}-{o}" for m, o in RUNS]
 

@@ -47,6 +47,14 @@ def ref_adam(hyper, decoupled_wd=0.0):
     return p
 
 
+def ref_langevin(hyper):
+    damping, p, v = hyper["damping"], P0.copy(), np.zeros(3)
+    for _ in range(N_STEPS):  # temperature 0: no noise
+        v = (1 - damping) * v - LR * (A * p)
+        p = p + v
+    return p
+
+
 # name -> (hyper used, hand-computed parameters after N_STEPS, threshold at LR by hand)
 REFERENCES = {
     "gd": ({}, ref_gd, 2 / LR),
@@ -58,6 +66,7 @@ REFERENCES = {
         lambda h: ref_adam(h, decoupled_wd=0.05),
         (2 + 2 * 0.8) / ((1 - 0.8) * LR),
     ),
+    "langevin": ({"damping": 0.3, "temperature": 0.0}, ref_langevin, (4 - 2 * 0.3) / LR),
 }
 
 

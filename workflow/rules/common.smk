@@ -130,4 +130,6 @@ def all_targets():
         *fhn_targets(),
         *eos_train_targets(),
         *eos_analysis_targets(),
+        # seeds 001/002: Landau nets (systems_landau.smk)
+        *systems_landau_targets(),
     ]
