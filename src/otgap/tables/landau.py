@@ -64,7 +64,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(summary: pd.DataFrame) -> str:
     """The booktabs table of :func:`summarise`'s output (accuracies in percent)."""
     noise = sorted(
-        {c[: -len("_mean")] for c in summary.columns if c.startswith("acc_noise_")},
+        {
+            c[: -len("_mean")]
+            for c in summary.columns
+            if c.startswith("acc_noise_") and c.endswith("_mean")
+        },
         key=lambda c: float(c.rsplit("_", 1)[1]),
     )
     header = [
@@ -81,8 +85,7 @@ def comparison_table(summary: pd.DataFrame) -> str:
     sections = []
     for dataset, part in summary.groupby("dataset", sort=False):
         rows = []
-        for r in part.itertuples(index=False):
-            r = r._asdict()
+        for r in part.to_dict("records"):
             rows.append(
                 [
                     tex_escape(r["model"]),
