@@ -128,3 +128,16 @@ def test_boundary_animation_has_one_frame_per_record(tmp_path):
         assert im.n_frames == 3
     assert png.stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.gif", "b.png"]
+
+
+def test_config_section_names_a_bad_key():
+    from otgap.config import ConfigError, load_config, validate_config
+
+    from .conftest import REPO
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    cfg = load_config(REPO / "config" / "config.yaml")
+    assert cfg["systems"]["landau"]["landau"]["alpha"] == 0.0095  # the seeds' settings
+    cfg["systems"]["landau"]["runs"][1]["model"] = "landau3"
+    with pytest.raises(ConfigError, match=r"systems\.landau\.runs\[1\]\.model"):
+        validate_config(cfg, schema)

@@ -13,6 +13,19 @@ if len(LANDAU_RUNS) != len(LANDAU["runs"]):
     raise WorkflowError("systems.landau.runs: (model, optimizer) pairs must be unique")
 
 
+def _check_landau_optimizers():
+    from otgap.optim import OPTIMIZERS
+
+    unknown = sorted({e["optimizer"] for e in LANDAU["runs"]} - set(OPTIMIZERS))
+    if unknown:
+        raise WorkflowError(
+            f"systems.landau.runs: unknown optimizer name(s) {unknown}; known: {sorted(OPTIMIZERS)}"
+        )
+
+
+_check_landau_optimizers()
+
+
 def landau_train_dir(run_id):
     return f"{LANDAU_DIR}/train/dataset={LANDAU['dataset']}/run={run_id}"
 
@@ -20,7 +33,14 @@ def landau_train_dir(run_id):
 def landau_data_input(wildcards):
     """MNIST comes from the data stage's download rule; digits are bundled with scikit-learn."""
     if LANDAU["dataset"] == "mnist":
-        return {"mnist": rules.mnist_download.output}
+        try:
+            download = rules.mnist_download
+        except WorkflowError:
+            raise WorkflowError(
+                "systems.landau.dataset: mnist needs the data stage's rule mnist_download "
+                "(workflow/rules/data.smk), which this checkout lacks; set dataset: digits"
+            ) from None
+        return {"mnist": download.output}
     return {}
 
 
