@@ -110,8 +110,9 @@ def test_forward_matches_verbatim_seed_forward_float32():
     ours = LandauLayer(784, 156, 0.0)
     ours.load_state_dict(seed.state_dict())
     x = torch.rand(16, 784)
-    expected = seed(x)
-    torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+    expected = seed(x).detach()
+    got = ours(x).detach()
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
 
 
 @pytest.mark.parametrize("train", [True, False])
@@ -300,3 +301,18 @@ def test_literal_vector_update_diverges_on_high_frequency_mode():
     for _ in range(400):
         prev, beta = beta, allen_cahn_literal_step(beta, prev, dt)
     assert _perturbation(beta) < 2 * eps
+
+
+def test_per_unit_beta_forward_by_explicit_weights():
+    torch.manual_seed(6)
+    layer = LandauLayer(5, 3, [0.1, -0.2, 0.05]).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    w, beta, t = layer.w.detach(), layer.beta.detach(), float(layer.t.detach())
+    expected = torch.zeros(4, 3, dtype=torch.float64)
+    for b in range(4):
+        t_dyn = t * torch.sigmoid(x[b].mean())
+        for j in range(3):
+            for i in range(5):
+                w2 = w[j, i] * (i * torch.cosh(5 * beta[j]) + t_dyn * torch.sinh(5 * beta[j]))
+                expected[b, j] += w2 * x[b, i]
+    torch.testing.assert_close(layer(x).detach(), expected, rtol=1e-12, atol=1e-12)
