@@ -106,7 +106,7 @@ def test_stability_limit_on_a_quadratic(damping):
             opt.zero_grad()
             (0.5 * curvature * p**2).sum().backward()
             opt.step()
-        return abs(float(p))
+        return abs(float(p.detach()))
 
     assert final_size(0.98 * limit) < 1e-6
     assert final_size(1.02 * limit) > 1e6
