@@ -52,8 +52,13 @@ RRELU_SLOPE = (1.0 / 8.0 + 1.0 / 3.0) / 2.0
 
 
 def rrelu_fixed(x: torch.Tensor) -> torch.Tensor:
-    """``F.rrelu`` as the seed calls it (``training=False``): leaky ReLU with slope 11/48."""
-    return F.rrelu(x, training=False)
+    """``F.rrelu`` as the seed calls it (``training=False``): leaky ReLU with slope 11/48.
+
+    Written as ``leaky_relu`` (same values; the tests compare with ``F.rrelu``) because
+    ``torch.func.vmap``, which the loss-landscape stage maps over parameter vectors, has no rule
+    for ``rrelu``.
+    """
+    return F.leaky_relu(x, RRELU_SLOPE)
 
 
 class LandauLayer(nn.Module):
