@@ -12,6 +12,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         smk.params.medmnist["flag"],
         smk.params.medmnist["size"],
         out.parent,
+        md5=smk.params.md5,
         timeout=smk.params.timeout,
     )
     if path != out:

@@ -1,6 +1,6 @@
 """Train one Edge-of-Stability run with sharpness tracking (rule eos_train)."""
 
-from otgap.data.classification import load_dataset
+from otgap.data.classification import dataset_provenance, load_dataset
 from otgap.jobs import job
 from otgap.train.eos import EosSettings, train_eos, write_outputs
 from otgap.train.loop import clear_checkpoint
@@ -27,6 +27,9 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         snapshots=smk.output.snapshots,
         model=smk.output.model,
         run_json=smk.output.run_json,
-        provenance=provenance({"settings": smk.params.settings, "data": smk.params.data}),
+        provenance=provenance(
+            {"settings": smk.params.settings, "data": smk.params.data},
+            dataset=dataset_provenance(data),
+        ),
     )
     clear_checkpoint(smk.params.checkpoint_dir)

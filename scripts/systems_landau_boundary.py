@@ -4,7 +4,7 @@ systems_landau_boundary)."""
 import numpy as np
 import torch
 
-from otgap.data.classification import ClassificationData
+from otgap.data.dataset import ClassificationData
 from otgap.data.toy2d import make_toy2d
 from otgap.io import write_json
 from otgap.jobs import job

@@ -3,6 +3,7 @@ systems_landau_train)."""
 
 import pandas as pd
 
+from otgap.data.mnist import load_mnist
 from otgap.data.toy2d import load_digits_unit
 from otgap.io import write_csv, write_json
 from otgap.jobs import job
@@ -13,9 +14,7 @@ from otgap.train.provenance import provenance
 def load(data: dict):
     if data["name"] == "digits":
         return load_digits_unit(n_train=data["n_train"])
-    if data["name"] == "mnist":
-        from otgap.data.mnist import load_mnist  # added by the MNIST downloader's branch
-
+    if data["name"] == "mnist":  # inputs in [0, 1] already
         return load_mnist(data["root"], download=False)
     raise ValueError(f"systems.landau.dataset: unknown data set '{data['name']}'")
 

@@ -122,9 +122,13 @@ def test_download_verifies_md5_and_loads(tmp_path, server, payload):
     )
     assert path == root / "pathmnist.npz"
     assert hashlib.md5(path.read_bytes()).hexdigest() == payload[1]
-    assert [p.name for p in root.iterdir()] == ["pathmnist.npz"]  # no temporary file left
+    # no temporary file left (only the digest cache beside the file)
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".pathmnist.npz.digests.json",
+        "pathmnist.npz",
+    ]
 
-    data = load_medmnist("pathmnist", root=root)
+    data = load_medmnist("pathmnist", root=root, md5=payload[1])
     with np.load(io.BytesIO(payload[0])) as ref:
         images = ref["train_images"]
         labels = ref["train_labels"]
@@ -139,7 +143,7 @@ def test_download_verifies_md5_and_loads(tmp_path, server, payload):
     np.testing.assert_array_equal(data.y_train.numpy(), labels[:, 0])
 
 
-def test_wrong_checksum_deletes_file_and_names_both_digests(tmp_path, server, payload):
+def test_wrong_checksum_keeps_download_aside_and_names_both_digests(tmp_path, server, payload):
     root = tmp_path / "root"
     wrong = "0" * 32
     with pytest.raises(ChecksumError) as err:
@@ -147,9 +151,10 @@ def test_wrong_checksum_deletes_file_and_names_both_digests(tmp_path, server, pa
             "pathmnist", 28, root, url=server.url + "/pathmnist.npz", md5=wrong, timeout=5
         )
     message = str(err.value)
-    assert str(root / "pathmnist.npz") in message
+    assert str(root / "pathmnist.npz") in message and str(root / "pathmnist.npz.bad") in message
     assert wrong in message and payload[1] in message
-    assert list(root.iterdir()) == []
+    assert sorted(p.name for p in root.iterdir()) == ["pathmnist.npz.bad"]
+    assert (root / "pathmnist.npz.bad").read_bytes() == payload[0]
 
 
 def test_cached_file_is_reused_without_network(tmp_path, server, payload):
@@ -163,7 +168,7 @@ def test_cached_file_is_reused_without_network(tmp_path, server, payload):
     assert len(server.requests) == n_requests == 1
 
 
-def test_corrupt_cached_file_is_replaced(tmp_path, server, payload):
+def test_corrupt_cached_file_is_moved_aside_and_replaced(tmp_path, server, payload):
     root = tmp_path / "root"
     root.mkdir()
     (root / "pathmnist.npz").write_bytes(b"truncated")
@@ -171,6 +176,88 @@ def test_corrupt_cached_file_is_replaced(tmp_path, server, payload):
         "pathmnist", 28, root, url=server.url + "/pathmnist.npz", md5=payload[1], timeout=5
     )
     assert path.read_bytes() == payload[0]
+    assert (root / "pathmnist.npz.bad").read_bytes() == b"truncated"
+
+
+def test_users_file_offline_is_moved_aside_byte_identical_and_both_paths_named(
+    tmp_path, payload, dead_url
+):
+    """The reported bug: a wrong file was deleted, then the user was told to put it back there."""
+    root = tmp_path / "root"
+    root.mkdir()
+    user = make_npz(seed=5)  # a valid MedMNIST-format file, just not the expected one
+    (root / "pathmnist.npz").write_bytes(user)
+    with pytest.raises(DataUnavailableError) as err:
+        download_medmnist("pathmnist", 28, root, url=dead_url, md5=payload[1], timeout=5)
+    message = str(err.value)
+    assert str(root / "pathmnist.npz") in message and str(root / "pathmnist.npz.bad") in message
+    assert (root / "pathmnist.npz.bad").read_bytes() == user
+
+
+# ------------------------------------------------- checksum policy on the load path
+
+
+def place(root, body: bytes):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pathmnist.npz").write_bytes(body)
+    return root / "pathmnist.npz"
+
+
+def test_load_checks_the_official_md5(tmp_path, payload):
+    """A MedMNIST-format file with another MD5 (e.g. a public subset) does not load silently."""
+    path = place(tmp_path, payload[0])
+    official = medmnist.INFO["pathmnist"]["MD5"]
+    with pytest.raises(ChecksumError) as err:
+        load_medmnist("pathmnist", root=tmp_path)
+    message = str(err.value)
+    assert str(path) in message and official in message and payload[1] in message
+    assert "data.medmnist_md5" in message and "eos_download" in message
+    assert path.read_bytes() == payload[0]  # the load path never moves or deletes
+
+
+def test_load_skip_policy_warns_and_records(tmp_path, payload, capsys):
+    place(tmp_path, payload[0])
+    data = load_medmnist("pathmnist", root=tmp_path, md5="skip")
+    assert "WARNING" in capsys.readouterr().err
+    assert data.source["md5_policy"] == "skip" and data.source["matches_official"] is False
+    assert data.source["files"][0]["md5"] == payload[1]
+
+
+def test_load_hex_policy_accepts_exactly_that_file(tmp_path, payload, capsys):
+    place(tmp_path, payload[0])
+    data = load_medmnist("pathmnist", root=tmp_path, md5=payload[1].upper())
+    assert "WARNING" in capsys.readouterr().err
+    assert data.source["md5_policy"] == "hex" and data.source["md5_expected"] == payload[1]
+    with pytest.raises(ChecksumError):
+        load_medmnist("pathmnist", root=tmp_path, md5="a" * 32)
+    with pytest.raises(ValueError, match="data.medmnist_md5"):
+        load_medmnist("pathmnist", root=tmp_path, md5="officia1")
+
+
+def test_load_path_md5_is_cached(tmp_path, payload, monkeypatch):
+    from otgap.data import fetch
+
+    place(tmp_path, payload[0])
+    calls = []
+    real = fetch.hash_file
+    monkeypatch.setattr(fetch, "hash_file", lambda p: calls.append(p) or real(p))
+    load_medmnist("pathmnist", root=tmp_path, md5=payload[1])
+    load_medmnist("pathmnist", root=tmp_path, md5=payload[1])
+    assert len(calls) == 1
+
+
+def test_dataset_provenance_has_md5_and_split_sizes(tmp_path, payload):
+    from otgap.data.classification import dataset_provenance
+
+    place(tmp_path, payload[0])
+    data = load_dataset("pathmnist", root=tmp_path, medmnist_md5=payload[1])
+    prov = dataset_provenance(data)
+    assert prov["split_sizes"] == COUNTS and prov["n_classes"] == 9
+    assert prov["input_shape"] == [3, 28, 28]
+    (record,) = prov["source"]["files"]
+    assert record["md5"] == payload[1] and record["size_bytes"] == len(payload[0])
+    assert record["sha256"] == hashlib.sha256(payload[0]).hexdigest()
+    assert record["official_md5"] == medmnist.INFO["pathmnist"]["MD5"]
 
 
 def test_copy_in_medmnist_home_is_reused_offline(tmp_path, fake_home, payload, dead_url):
@@ -295,3 +382,42 @@ def test_digits_by_name_and_n_train():
     assert len(data.x_train) == 500 and len(data.x_test) == 1297
     with pytest.raises(ValueError, match="n_train"):
         load_digits(n_train=1797)
+
+
+def test_download_skip_policy_keeps_any_file_and_fetches_official_when_missing(
+    tmp_path, payload, dead_url
+):
+    root = tmp_path / "root"
+    place(root, b"any bytes at all")
+    assert download_medmnist("pathmnist", 28, root, url=dead_url, md5="skip") == (
+        root / "pathmnist.npz"
+    )
+    assert (root / "pathmnist.npz").read_bytes() == b"any bytes at all"
+    with pytest.raises(DataUnavailableError) as err:
+        download_medmnist("pathmnist", 28, tmp_path / "empty", url=dead_url, md5="skip")
+    assert medmnist.INFO["pathmnist"]["MD5"] in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("official", True), ("skip", True), ("0123456789abcdefABCDEF0123456789", True),
+     ("officia1", False), ("abc", False), ("0" * 33, False)],
+)  # fmt: skip
+def test_config_schema_checks_medmnist_md5(value, ok):
+    from pathlib import Path
+
+    from otgap.config import ConfigError, load_config, validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / "config" / "config.yaml")
+    schema = repo / "workflow" / "schemas" / "config.schema.yaml"
+    assert cfg["data"]["medmnist_md5"] == "official"
+    cfg["data"]["medmnist_md5"] = value
+    if ok:
+        validate_config(cfg, schema)
+    else:
+        with pytest.raises(ConfigError, match="medmnist_md5"):
+            validate_config(cfg, schema)
+    del cfg["data"]["medmnist_md5"]
+    validate_config(cfg, schema)
+    assert cfg["data"]["medmnist_md5"] == "official"

@@ -325,4 +325,5 @@ def test_script_writes_the_documented_files(tmp_path):
     assert meta["lr"] == 0.05 and meta["threshold"] == pytest.approx(40.0)
     assert meta["diverged_step"] is None and meta["n_params"] == 610 and meta["wall_seconds"] > 0
     assert meta["provenance"]["params"]["settings"]["seed"] == 1
+    assert meta["provenance"]["dataset"]["split_sizes"] == {"train": 1000, "test": 797}
     assert not (ckpt / "checkpoint.pt").exists()

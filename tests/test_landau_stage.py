@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from otgap.data.classification import ClassificationData
+from otgap.data.dataset import ClassificationData
 from otgap.data.toy2d import TOY_SETS, load_digits_unit, make_toy2d
 from otgap.plots.landau import boundary_grid, write_boundary_animation
 from otgap.tables.landau import comparison_table, summarise

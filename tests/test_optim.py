@@ -55,6 +55,20 @@ def ref_langevin(hyper):
     return p
 
 
+def ref_biostatis(hyper, hierarchical=True):
+    """The plain-Python reference of tests/test_optim_biostatis.py on this quadratic."""
+    from tests.test_optim_biostatis import DEFAULTS, reference_step
+
+    group = {**DEFAULTS, "lr": LR, "params": [P0.tolist()]}
+    group["betas"] = (hyper.get("beta1", 0.9), hyper.get("beta2", 0.999))
+    group.update({k: v for k, v in hyper.items() if k not in ("beta1", "beta2")})
+    states = [{}]
+    for _ in range(N_STEPS):
+        grads = [[(A * np.array(group["params"][0])).tolist()]]
+        reference_step([group], grads, states, hierarchical)
+    return np.array(group["params"][0])
+
+
 # name -> (hyper used, hand-computed parameters after N_STEPS, threshold at LR by hand)
 REFERENCES = {
     "gd": ({}, ref_gd, 2 / LR),
@@ -67,6 +81,16 @@ REFERENCES = {
         (2 + 2 * 0.8) / ((1 - 0.8) * LR),
     ),
     "langevin": ({"damping": 0.3, "temperature": 0.0}, ref_langevin, (4 - 2 * 0.3) / LR),
+    "biostatis": (
+        {"beta1": 0.8, "weight_decay": 0.05, "flip_threshold": 3.0},
+        ref_biostatis,
+        (2 + 2 * 0.8) / ((1 - 0.8) * LR),
+    ),
+    "biostatis_dynamo": (
+        {"beta1": 0.8, "weight_decay": 0.05, "homeo_rate": 0.5},
+        lambda h: ref_biostatis(h, hierarchical=False),
+        (2 + 2 * 0.8) / ((1 - 0.8) * LR),
+    ),
 }
 
 

@@ -135,7 +135,12 @@ def eos_data_input(wildcards):
 def eos_data_params(wildcards):
     if wildcards.dataset == "digits":
         return {"name": "digits"}
-    return {"name": wildcards.dataset, "size": EOS["size"], "root": EOS_MEDMNIST_ROOT}
+    return {
+        "name": wildcards.dataset,
+        "size": EOS["size"],
+        "root": EOS_MEDMNIST_ROOT,
+        "medmnist_md5": config["data"]["medmnist_md5"],
+    }
 
 
 def eos_settings(wildcards):
@@ -182,9 +187,11 @@ localrules:
 
 # No library sources as inputs: editing code must not delete and re-fetch the data; jobs that
 # read the file take it as ancient(), so a re-fetched identical file does not rerun them.
+# update(): Snakemake never deletes an existing file here (a forced rerun keeps a verified one;
+# the script moves a wrong one aside to <name>.bad).
 rule eos_download:
     output:
-        npz=f"{EOS_MEDMNIST_ROOT}/{{medmnist_file}}.npz",
+        npz=update(f"{EOS_MEDMNIST_ROOT}/{{medmnist_file}}.npz"),
     log:
         f"{L}/data/medmnist/{{medmnist_file}}.log",
     wildcard_constraints:
@@ -199,6 +206,7 @@ rule eos_download:
         **res("default"),
     params:
         medmnist=eos_download_params,
+        md5=config["data"]["medmnist_md5"],
         timeout=120,
     script:
         "../../scripts/eos_download.py"

@@ -1,1 +1,3 @@
-"""Data sources: FitzHugh-Nagumo simulation and masks, MedMNIST, scikit-learn digits."""
+"""Data sources: FitzHugh-Nagumo simulation and masks; image classification sets (scikit-learn
+digits, MedMNIST, MNIST, CIFAR-10) as ``dataset.ClassificationData``, fetched and verified by
+``fetch``."""

@@ -1,44 +1,59 @@
 """MedMNIST 2D data sets: download with an MD5 check, reuse of cached copies, validated loading.
 
 Files and checksums come from ``medmnist.INFO`` (the installed ``medmnist`` package is used as a
-table only; its own downloader needs torchvision). Downloads use the standard library's
-``urllib`` rather than pooch: the stage needs exact control over the socket timeout, over what
-happens to a file with a wrong checksum (deleted, and an error naming the file and both digests),
-and over reuse of a copy in medmnist's own cache ``~/.medmnist``; pooch would re-download silently
-on a mismatch and phrase errors its own way, so it would have to be wrapped at every point anyway.
+table only; its own downloader needs torchvision). Fetching, verification and moving a bad file
+aside (never deleting it) are :mod:`otgap.data.fetch`'s; this module adds the MedMNIST names, the
+reuse of a verified copy in medmnist's own cache ``~/.medmnist``, the checksum policy of the
+config key ``data.medmnist_md5`` and the validation of the arrays.
+
+Checksum policy (``md5=`` of :func:`load_medmnist` and :func:`download_medmnist`):
+``official`` (the MD5 in ``medmnist.INFO``), ``skip`` (accept whatever file is there, logged as a
+warning; a missing file is downloaded and checked against the official MD5) or a 32-digit hex MD5
+(accept exactly that file deliberately, e.g. a local subset; logged as a warning when it differs
+from the official one).
 
 Inputs are normalised as the paper's ``Normalize(0.5, 0.5)``: ``x / 255 * 2 - 1`` in ``[-1, 1]``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import shutil
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from otgap.data.classification import DEFAULT_ROOT, ClassificationData
+from otgap.data.dataset import DEFAULT_ROOT, ClassificationData
+from otgap.data.fetch import (
+    ChecksumError,
+    DataUnavailableError,
+    ensure_file,
+    file_digests,
+    hash_file,
+    verify_file,
+)
 from otgap.io import ensure_writable_dir
+
+__all__ = [
+    "SIZES",
+    "SPLITS",
+    "ChecksumError",
+    "DataUnavailableError",
+    "download_medmnist",
+    "expected_md5",
+    "file_name",
+    "load_medmnist",
+    "load_npz",
+    "md5sum",
+    "medmnist_home",
+    "remote",
+]
 
 SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
-_CHUNK = 1 << 20
-
-
-class ChecksumError(RuntimeError):
-    """A downloaded or cached file does not have the expected MD5."""
-
-
-class DataUnavailableError(RuntimeError):
-    """The file is neither cached nor downloadable."""
+MD5_POLICIES = ("official", "skip")
 
 
 def _info(flag: str) -> dict:
@@ -74,11 +89,23 @@ def remote(flag: str, size: int = 28) -> tuple[str, str]:
 
 
 def md5sum(path: str | os.PathLike) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """MD5 of a file (hashed afresh, no cache)."""
+    return hash_file(path)["md5"]
+
+
+def expected_md5(policy: str | None, official: str) -> str | None:
+    """The MD5 a file must have under ``policy`` (``official``/None, ``skip`` -> None, or hex)."""
+    if policy is None or policy == "official":
+        return official.lower()
+    if policy == "skip":
+        return None
+    value = str(policy).strip().lower()
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(
+            f"MedMNIST checksum policy (config key data.medmnist_md5) must be 'official', 'skip' "
+            f"or a 32-digit hex MD5, got {policy!r}"
+        )
+    return value
 
 
 def medmnist_home() -> Path:
@@ -88,40 +115,6 @@ def medmnist_home() -> Path:
 
 def _log(msg: str) -> None:
     print(f"[medmnist] {msg}", file=sys.stderr, flush=True)
-
-
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """Hard-link ``src`` to ``dest`` (same file system) or copy it atomically."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-
-
-def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
-    """Stream ``url`` into a temporary file beside ``dest``, check its MD5, rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    digest = hashlib.md5()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for block in iter(lambda: resp.read(_CHUNK), b""):
-                digest.update(block)
-                out.write(block)
-        found = digest.hexdigest()
-        if found != md5:
-            raise ChecksumError(
-                f"checksum mismatch for '{dest}' downloaded from {url}: expected MD5 {md5}, "
-                f"found {found}; the file was deleted. Retry, or check the URL/MD5 in medmnist.INFO."
-            )
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def download_medmnist(
@@ -136,46 +129,34 @@ def download_medmnist(
 ) -> Path:
     """Return the path of a verified ``<flag>[_<size>].npz`` in ``root``, fetching it if needed.
 
-    Order: a file already in ``root`` with the right MD5 is used as is (one with a wrong MD5 is
-    deleted and fetched again); else a verified copy in a mirror folder (default ``~/.medmnist``) is
-    hard-linked or copied into ``root``; else the file is downloaded from ``url`` (default: the URL
-    in ``medmnist.INFO``), its MD5 checked and the file renamed into place. ``url``/``md5`` override
-    the table (tests use a local server).
+    Order: a file already in ``root`` with the expected MD5 is used as is (one with another MD5 is
+    moved aside to ``<name>.bad[.N]``, never deleted, and fetched again); else a verified copy in a
+    mirror folder (default ``~/.medmnist``) is hard-linked or copied into ``root``; else the file is
+    downloaded from ``url`` (default: the URL in ``medmnist.INFO``), its MD5 checked and the file
+    renamed into place. ``md5`` is the checksum policy (module docstring; None means official);
+    with ``skip`` any file already in ``root`` is kept. ``url`` overrides the table (tests use a
+    local server).
     """
-    default_url, default_md5 = remote(flag, size)
+    default_url, official = remote(flag, size)
     url = url or default_url
-    md5 = (md5 or default_md5).lower()
+    want = expected_md5(md5, official)
     root = ensure_writable_dir(root)
     dest = root / file_name(flag, size)
-
-    if dest.is_file():
-        found = md5sum(dest)
-        if found == md5:
+    if want is None:
+        if dest.is_file():
+            _log(f"WARNING: data.medmnist_md5 is 'skip': keeping '{dest}' without a checksum check")
             return dest
-        _log(f"cached '{dest}' has MD5 {found}, expected {md5}: deleting it and fetching again")
-        dest.unlink()
-
-    for mirror in (medmnist_home(),) if mirrors is None else mirrors:
-        candidate = Path(mirror).expanduser() / dest.name
-        if candidate.is_file() and candidate.resolve() != dest.resolve():
-            found = md5sum(candidate)
-            if found == md5:
-                _link_or_copy(candidate, dest)
-                _log(f"reused verified copy '{candidate}' -> '{dest}'")
-                return dest
-            _log(f"ignoring '{candidate}': MD5 {found}, expected {md5}")
-
-    _log(f"downloading {url} -> '{dest}'")
-    try:
-        _fetch(url, dest, md5, timeout)
-    except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataUnavailableError(
-            f"cannot download MedMNIST '{flag}' (size {size}) from {url}: {reason}. "
-            f"Without network, download it elsewhere and place it at '{dest}' "
-            f"(MD5 {md5}), or in '{medmnist_home()}'."
-        ) from exc
-    return dest
+        want = official.lower()
+    return ensure_file(
+        url,
+        dest,
+        md5=want,
+        timeout=timeout,
+        mirrors=(medmnist_home(),) if mirrors is None else mirrors,
+        log=_log,
+        hint=f"(MedMNIST '{flag}', size {size}; medmnist's cache '{medmnist_home()}' is also "
+        "searched for a verified copy.)",
+    )
 
 
 def _images_to_tensor(images: np.ndarray, where: str, size: int, channels: int) -> torch.Tensor:
@@ -207,8 +188,13 @@ def _labels_to_tensor(labels: np.ndarray, where: str, n: int) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.int64))
 
 
-def load_npz(path: str | os.PathLike, flag: str, size: int = 28) -> ClassificationData:
-    """Read and validate one MedMNIST npz (all six keys, shapes, dtypes, label range)."""
+def load_npz(
+    path: str | os.PathLike, flag: str, size: int = 28, *, source: dict[str, Any] | None = None
+) -> ClassificationData:
+    """Read and validate one MedMNIST npz (all six keys, shapes, dtypes, label range).
+
+    No checksum check here (:func:`load_medmnist` does it); ``source`` is stored on the result.
+    """
     info = _info(flag)
     if "multi-label" in info["task"]:
         raise ValueError(
@@ -234,7 +220,7 @@ def load_npz(path: str | os.PathLike, flag: str, size: int = 28) -> Classificati
         x = _images_to_tensor(arrays[f"{split}_images"], where, size, int(info["n_channels"]))
         parts[f"x_{split}"] = x
         parts[f"y_{split}"] = _labels_to_tensor(arrays[f"{split}_labels"], where, len(x))
-    return ClassificationData(name=flag, n_classes=n_classes, **parts)
+    return ClassificationData(name=flag, n_classes=n_classes, source=source, **parts)
 
 
 def load_medmnist(
@@ -243,16 +229,60 @@ def load_medmnist(
     root: str | os.PathLike = DEFAULT_ROOT,
     *,
     download: bool = False,
+    md5: str = "official",
 ) -> ClassificationData:
-    """Load a MedMNIST 2D data set from ``root`` (downloading it first if ``download``)."""
+    """Load a MedMNIST 2D data set from ``root`` (downloading it first if ``download``).
+
+    The file's MD5 is checked against ``md5`` (policy in the module docstring; digests cached by
+    size and mtime beside the file) before it is read. The result's ``source`` records the file,
+    its MD5/SHA-256, the official MD5 and the policy, for the run's provenance sidecar.
+    """
     _info(flag)
+    url, official = remote(flag, size)
+    want = expected_md5(md5, official)
     path = Path(root) / file_name(flag, size)
     if download:
-        path = download_medmnist(flag, size, root)
+        path = download_medmnist(flag, size, root, md5=md5)
     elif not path.is_file():
-        url, md5 = remote(flag, size)
         raise DataUnavailableError(
             f"MedMNIST file '{path}' is missing: run the workflow's download rule "
-            f"(eos_download), or fetch {url} (MD5 {md5}) and place it there"
+            f"(eos_download), or fetch {url} (MD5 {official}) and place it there"
         )
-    return load_npz(path, flag, size)
+    if want is None:
+        digests = file_digests(path)
+        _log(
+            f"WARNING: data.medmnist_md5 is 'skip': '{path}' (MD5 {digests['md5']}) is used "
+            f"without a check against the official MD5 {official}"
+        )
+    else:
+        digests = verify_file(
+            path,
+            md5=want,
+            what="MedMNIST file",
+            hint=(
+                "Run the workflow's download rule (eos_download): it moves this file aside to "
+                f"'{path.name}.bad' and fetches the official one ({url}). To use this file "
+                "deliberately, set the config key data.medmnist_md5 to its MD5 (or to 'skip')."
+            ),
+        )
+        if want != official.lower():
+            _log(
+                f"WARNING: using '{path}' with MD5 {want} set by data.medmnist_md5, not the "
+                f"official MD5 {official}"
+            )
+    source = {
+        "files": [
+            {
+                "path": str(path),
+                "size_bytes": path.stat().st_size,
+                "md5": digests["md5"],
+                "sha256": digests["sha256"],
+                "official_md5": official.lower(),
+                "url": url,
+            }
+        ],
+        "md5_policy": (md5 or "official") if (md5 or "official") in MD5_POLICIES else "hex",
+        "md5_expected": want,
+        "matches_official": digests["md5"] == official.lower(),
+    }
+    return load_npz(path, flag, size, source=source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from otgap.data.classification import ClassificationData
+from otgap.data.dataset import ClassificationData
 
 TOY_SETS = ("circles", "moons", "classification")
 DIGITS_N = 1797

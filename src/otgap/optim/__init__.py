@@ -16,6 +16,8 @@ OPTIMIZERS = Registry(
         "adam": "otgap.optim.standard:Adam",
         "adamw": "otgap.optim.standard:AdamW",
         "langevin": "otgap.optim.langevin:LangevinSpec",
+        "biostatis": "otgap.optim.biostatis:Biostatis",
+        "biostatis_dynamo": "otgap.optim.biostatis:BiostatisDynamo",
     },
 )
 

@@ -24,6 +24,7 @@ the training loop's checkpoint, so a preempted job resumes to the same numbers.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from torch import nn
 from otgap.data.classification import ClassificationData
 from otgap.models.classifiers import CLASSIFIERS
 from otgap.optim import OPTIMIZERS
+from otgap.optim.memory import optimizer_state_bytes
 from otgap.train.loop import train_loop
 
 LOSSES = ("ce", "mse", "landau")
@@ -224,7 +226,9 @@ def train_eos(
     threshold = float(spec.threshold(s.lr, **s.optimizer_hyper))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     snap_at = set(snapshot_schedule(total_steps, s.n_snapshots))
-    extras: dict[str, Any] = {"snapshots": {}, "v0": None, "v0_raw": None}
+    # train_seconds: forward + backward + step only (no evaluation, no sharpness), for the
+    # optimizer cost ratios of the BiostatisV6 table; saved in checkpoints with the rest
+    extras: dict[str, Any] = {"snapshots": {}, "v0": None, "v0_raw": None, "train_seconds": 0.0}
 
     batch_order: dict[int, torch.Tensor] = {}
 
@@ -244,12 +248,14 @@ def train_eos(
             extras["snapshots"][step] = flat_params(model)
         model.train()
         xb, yb = batch(step)
+        t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         value = float(loss.detach())
         if math.isfinite(value):  # a non-finite loss ends the run; keep the last weights
             loss.backward()
             optimizer.step()
+        extras["train_seconds"] += time.perf_counter() - t0
         if callback is not None:
             callback(step + 1)
         return value
@@ -351,6 +357,8 @@ def train_eos(
         "n_snapshots": len(steps),
         "resumed_from": result.resumed_from,
         "wall_seconds": result.wall_seconds,
+        "train_seconds": float(result.extras.get("train_seconds", math.nan)),
+        "optimizer_state_bytes": optimizer_state_bytes(optimizer),
         "full_batch": spec.full_batch,
         "preconditioned": spec.preconditioned,
     }

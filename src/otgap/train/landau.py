@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from otgap.data.classification import ClassificationData
+from otgap.data.dataset import ClassificationData
 from otgap.models.classifiers import CLASSIFIERS
 from otgap.models.landau import (
     SEED_ALPHA,
