@@ -36,7 +36,15 @@ from otgap.train.eos import (  # noqa: E402
 from otgap.train.loop import Preempted  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-HYPER = {"mlp": {"hidden": [12]}, "cnn": {"channels": [3]}}
+HYPER = {
+    "mlp": {"hidden": [12]},
+    "cnn": {"channels": [3]},
+    "landau1": {},
+    "landau2": {"hidden": 12},
+}
+# Landau layers weight input feature i by i (the seed's arange), so on digits' 64 features their
+# outputs, and the MSE loss's sharpness, are orders of magnitude larger than an MLP's.
+MODEL_LR_SCALE = {"landau1": 1e-4, "landau2": 1e-4}
 RUNS = [(m, o) for m in CLASSIFIERS for o in OPTIMIZERS]
 IDS = [f"{m}-{o}" for m, o in RUNS]
 
@@ -64,7 +72,7 @@ def tiny():
 
 
 def settings(model, optimizer, **over):
-    lr = {"adam": 1e-3, "adamw": 1e-3}.get(optimizer, 0.05)
+    lr = {"adam": 1e-3, "adamw": 1e-3}.get(optimizer, 0.05) * MODEL_LR_SCALE.get(model, 1.0)
     base = dict(
         model=model,
         optimizer=optimizer,

@@ -47,6 +47,14 @@ def ref_adam(hyper, decoupled_wd=0.0):
     return p
 
 
+def ref_langevin(hyper):
+    damping, p, v = hyper["damping"], P0.copy(), np.zeros(3)
+    for _ in range(N_STEPS):  # temperature 0: no noise
+        v = (1 - damping) * v - LR * (A * p)
+        p = p + v
+    return p
+
+
 def ref_biostatis(hyper, hierarchical=True):
     """The plain-Python reference of tests/test_optim_biostatis.py on this quadratic."""
     from tests.test_optim_biostatis import DEFAULTS, reference_step
@@ -72,6 +80,7 @@ REFERENCES = {
         lambda h: ref_adam(h, decoupled_wd=0.05),
         (2 + 2 * 0.8) / ((1 - 0.8) * LR),
     ),
+    "langevin": ({"damping": 0.3, "temperature": 0.0}, ref_langevin, (4 - 2 * 0.3) / LR),
     "biostatis": (
         {"beta1": 0.8, "weight_decay": 0.05, "flip_threshold": 3.0},
         ref_biostatis,

@@ -141,6 +141,8 @@ def all_targets():
         *fhn_targets(),
         *eos_train_targets(),
         *eos_analysis_targets(),
+        # seeds 001/002: Landau nets (systems_landau.smk)
+        *systems_landau_targets(),
         *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
         *biostatis_cifar_targets(),
     ]

@@ -229,7 +229,7 @@ rule eos_train:
         model=_alternatives(EOS["models"]),
         optimizer=_alternatives(EOS_OPTIMIZERS),
         lr=r"[0-9][0-9.e+-]*",
-        loss="ce|mse",
+        loss="ce|mse|landau",
         seed=r"\d+",
     threads: threads_for("eos_train")
     resources:

@@ -15,7 +15,7 @@ EOS_WILDCARDS = {
     "model": _alternatives(EOS["models"]),
     "optimizer": _alternatives(EOS_OPTIMIZERS),
     "lr": r"[0-9][0-9.e+-]*",
-    "loss": "ce|mse",
+    "loss": "ce|mse|landau",
     "seed": r"\d+",
 }
 EOS_CONFIG_KEYS = ("dataset", "model", "optimizer", "lr", "loss")

@@ -10,5 +10,7 @@ CLASSIFIERS = Registry(
     {
         "mlp": "otgap.models.mlp:MLP",
         "cnn": "otgap.models.cnn:SmallCNN",
+        "landau1": "otgap.models.landau:LandauNet1",
+        "landau2": "otgap.models.landau:LandauNet2",
     },
 )

@@ -15,6 +15,7 @@ OPTIMIZERS = Registry(
         "momentum": "otgap.optim.standard:Momentum",
         "adam": "otgap.optim.standard:Adam",
         "adamw": "otgap.optim.standard:AdamW",
+        "langevin": "otgap.optim.langevin:LangevinSpec",
         "biostatis": "otgap.optim.biostatis:Biostatis",
         "biostatis_dynamo": "otgap.optim.biostatis:BiostatisDynamo",
     },

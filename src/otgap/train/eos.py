@@ -42,7 +42,7 @@ from otgap.optim import OPTIMIZERS
 from otgap.optim.memory import optimizer_state_bytes
 from otgap.train.loop import train_loop
 
-LOSSES = ("ce", "mse")
+LOSSES = ("ce", "mse", "landau")
 _EVAL_CHUNK = 4096
 
 
@@ -53,7 +53,12 @@ def mse_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``ce`` (cross-entropy) or ``mse``; both average over examples."""
+    """``ce`` (cross-entropy) or ``mse``, both averages over examples, or ``landau`` (seeds
+    001/002, the seeds' alpha and gamma), which couples the samples of a batch: not separable."""
+    if name == "landau":
+        from otgap.models.landau import landau_loss
+
+        return landau_loss
     if name == "ce":
         return F.cross_entropy
     if name == "mse":
