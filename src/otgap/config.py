@@ -171,3 +171,32 @@ def stage_resources(config: Mapping, stage: str) -> dict[str, int]:
     base = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
     base.update(res)
     return base
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m otgap.config FILE...``: check config files as the workflow would, naming the
+    file and line of a YAML error (Snakemake's own reader of ``--configfile`` does not)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m otgap.config", description=main.__doc__)
+    parser.add_argument("files", nargs="+", help="config files, later ones overriding earlier")
+    parser.add_argument(
+        "--schema",
+        default=str(Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"),
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(*args.files, schema=args.schema)
+        from otgap.startup_checks import check_values
+
+        check_values(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {' + '.join(args.files)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests
+    raise SystemExit(main())
