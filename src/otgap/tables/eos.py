@@ -36,19 +36,23 @@ def _threshold(value: float) -> str:
 
 
 def _diverged_steps(runs: pd.DataFrame) -> str:
+    """' at step k[, m]' of the diverged seeds ('' where the steps are not recorded)."""
+    if "diverged_step" not in runs:
+        return ""
     steps = sorted({int(k) for k in runs.loc[runs["diverged"], "diverged_step"] if int(k) >= 0})
-    return ", ".join(map(str, steps)) if steps else "?"
+    return f" at step {', '.join(map(str, steps))}" if steps else ""
 
 
 def _config_row(runs: pd.DataFrame) -> list[str]:
     """One table row from the per-seed summaries of one (optimizer, lr)."""
     first = runs.iloc[0]
     n_div, n = int(runs["diverged"].sum()), len(runs)
-    diverged_cell = f"{n_div}/{n}" + (f" (step {_diverged_steps(runs)})" if n_div else "")
+    steps = _diverged_steps(runs)
+    diverged_cell = f"{n_div}/{n}" + (f" ({steps.strip()})" if n_div and steps else "")
     head = [tex_escape(first["optimizer"]), f"{first['lr']:g}", _threshold(first["threshold"])]
     finished = runs[~runs["diverged"]]
     if finished.empty:
-        cell = f"diverged at step {_diverged_steps(runs)}"
+        cell = f"diverged{steps}"
         return [*head, cell, cell, cell, cell, diverged_cell]
     r = config_statistics(finished).iloc[0]
     return [
