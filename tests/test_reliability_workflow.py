@@ -18,9 +18,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otgap.io import UnreadableInput
-from otgap.jobs import set_aside_unreadable
-
 from .conftest import QUICK, REPO, job_counts, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -194,6 +191,9 @@ def test_result_files_are_readable_by_everyone(small_run):
 
 
 def test_an_unreadable_input_set_aside_is_rebuilt(repo):
+    from otgap.io import UnreadableInput
+    from otgap.jobs import set_aside_unreadable
+
     bad = repo / DATASET
     data = bad.read_bytes()
     bad.unlink()  # a hard link to the small run's file: replace it, do not truncate it
