@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from otgap.data.classification import DEFAULT_ROOT, ClassificationData
-from otgap.io import ensure_writable_dir
+from otgap.io import default_file_mode, ensure_writable_dir
 
 SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
@@ -118,6 +118,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
                 f"checksum mismatch for '{dest}' downloaded from {url}: expected MD5 {md5}, "
                 f"found {found}; the file was deleted. Retry, or check the URL/MD5 in medmnist.INFO."
             )
+        os.chmod(tmp, default_file_mode())  # not mkstemp's 0600: others may read the data
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
