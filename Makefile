@@ -23,9 +23,11 @@ $(BIN)/.installed: pyproject.toml requirements/constraints.txt
 install: $(BIN)/.installed
 
 quick: install
+	$(BIN)/python -m otgap.config config/config.yaml config/quick.yaml
 	$(SNAKE) --configfile config/quick.yaml
 
 paper: install
+	$(BIN)/python -m otgap.config config/config.yaml
 	$(SNAKE)
 
 test: quick

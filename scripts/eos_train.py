@@ -1,6 +1,7 @@
 """Train one Edge-of-Stability run with sharpness tracking (rule eos_train)."""
 
 from otgap.data.classification import dataset_provenance, load_dataset
+from otgap.deps import job_identity
 from otgap.jobs import job
 from otgap.train.eos import EosSettings, train_eos, write_outputs
 from otgap.train.loop import clear_checkpoint
@@ -15,7 +16,13 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test samples of shape "
         f"{data.input_shape}, {data.n_classes} classes"
     )
-    result = train_eos(data, settings, checkpoint_dir=smk.params.checkpoint_dir, log=log)
+    # the checkpoint is resumed only by a job with the same settings, data and code
+    identity = job_identity(
+        {"settings": smk.params.settings, "data": smk.params.data}, smk.input.code
+    )
+    result = train_eos(
+        data, settings, checkpoint_dir=smk.params.checkpoint_dir, log=log, identity=identity
+    )
     s = result.summary
     log(
         f"{s['steps_done']}/{s['steps']} steps in {s['wall_seconds']:.1f} s, n_params={s['n_params']}, "

@@ -6,6 +6,7 @@ import pandas as pd
 import torch
 
 from otgap.data.fhn import vector_field
+from otgap.deps import job_identity
 from otgap.io import read_npz, write_csv, write_json
 from otgap.jobs import job
 from otgap.models.sequence import build_sequence_model
@@ -52,6 +53,8 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         log=log,
         label=f"fhn/{s['system']}/{s['condition']}/{name}/seed={seed}",
         device=device,
+        # the checkpoint is resumed only by a job with the same settings and code
+        identity=job_identity({"settings": s}, smk.input.code),
     )
     model.cpu()
     save_sequence_model(smk.output.model, name, model_kwargs, model)

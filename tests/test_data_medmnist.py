@@ -7,6 +7,7 @@ import http.server
 import io
 import socket
 import threading
+from pathlib import Path
 
 import medmnist
 import numpy as np
@@ -127,6 +128,8 @@ def test_download_verifies_md5_and_loads(tmp_path, server, payload):
         ".pathmnist.npz.digests.json",
         "pathmnist.npz",
     ]
+    umask = int(Path("/proc/self/status").read_text().split("Umask:")[1].split()[0], 8)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, not mkstemp's 0600
 
     data = load_medmnist("pathmnist", root=root, md5=payload[1])
     with np.load(io.BytesIO(payload[0])) as ref:

@@ -276,6 +276,7 @@ def test_script_writes_the_documented_files(tmp_path):
         threads=1,
         log=[str(tmp_path / "train.log")],
         wildcards={},
+        input=Named(code=[str(SCRIPTS / "eos_train.py")]),
         output=Named(
             history=str(out / "history.csv"),
             snapshots=str(out / "snapshots.npz"),

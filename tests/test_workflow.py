@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,21 @@ def test_editing_a_script_reruns_its_rule_and_downstream(repo_copy):
     counts = dry_run(repo_copy)
     assert counts.get("fhn_lyapunov") == len(QUICK_CFG["fhn"]["systems"])
     assert not eos_rules(counts)
+
+
+def test_touching_every_source_file_plans_nothing(repo_copy):
+    """Reruns follow content, not modification times (a checkout of identical files)."""
+    later = time.time() + 60
+    for folder in ("scripts", "src", "workflow"):
+        for f in (repo_copy / folder).rglob("*"):
+            if f.is_file():
+                os.utime(f, (later, later))
+    assert dry_run(repo_copy) == {}
+
+
+def test_quick_results_are_readable_by_everyone(quick_run):
+    """`find results/quick -type f ! -perm -u=r,g=r,o=r` is empty (umask 022)."""
+    unreadable = [
+        f for f in quick_run.rglob("*") if f.is_file() and f.stat().st_mode & 0o444 != 0o444
+    ]
+    assert unreadable == []

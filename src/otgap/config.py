@@ -21,6 +21,49 @@ class ConfigError(ValueError):
     """The configuration does not satisfy the schema."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            first = seen[key].start_mark
+            raise yaml.constructor.ConstructorError(
+                f"while reading a mapping (line {first.line + 1})",
+                node.start_mark,
+                f"duplicate key {key!r} (first given on line {first.line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file strictly: a duplicate key or a syntax error is a ConfigError that names
+    the file and the line (1-based)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{p}': {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{p}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(p)
+        what = " ".join(x for x in (exc.context, exc.problem) if x)
+        raise ConfigError(f"config file {where}: {what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p}: {exc}") from None
+
+
 def key_path(path) -> str:
     out = ""
     for part in path:
@@ -42,11 +85,20 @@ def _extend_with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultFiller = _extend_with_defaults(jsonschema.Draft7Validator)
+def _is_integer(checker, instance) -> bool:  # noqa: ARG001 - jsonschema's signature
+    """Integers only: JSON Schema counts 1.0 as an integer, but a job cannot use seed=1.0."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_StrictIntegers = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+_DefaultFiller = _extend_with_defaults(_StrictIntegers)
 
 
 def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path)
 
 
 def validate_config(config: dict, schema: Mapping | str | Path) -> dict:
@@ -106,7 +158,7 @@ def load_config(*paths: str | Path, schema: str | Path | None = None) -> dict:
     """Load and merge YAML files in order (later overrides earlier); validate if a schema is given."""
     config: dict[str, Any] = {}
     for p in paths:
-        config = merge(config, yaml.safe_load(Path(p).read_text()) or {})
+        config = merge(config, read_yaml(p) or {})
     if schema is not None:
         validate_config(config, schema)
     return config
@@ -119,3 +171,32 @@ def stage_resources(config: Mapping, stage: str) -> dict[str, int]:
     base = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
     base.update(res)
     return base
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m otgap.config FILE...``: check config files as the workflow would, naming the
+    file and line of a YAML error (Snakemake's own reader of ``--configfile`` does not)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m otgap.config", description=main.__doc__)
+    parser.add_argument("files", nargs="+", help="config files, later ones overriding earlier")
+    parser.add_argument(
+        "--schema",
+        default=str(Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"),
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(*args.files, schema=args.schema)
+        from otgap.startup_checks import check_values
+
+        check_values(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {' + '.join(args.files)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests
+    raise SystemExit(main())

@@ -10,9 +10,12 @@ with or without an attribute ("otgap.models.tlstm:TLSTM" registry entries, lazy-
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 _REGISTRY_ENTRY = re.compile(r"^(otgap(?:\.\w+)+):[\w.]+$")
 
@@ -71,9 +74,7 @@ def imports_of(src: Path, path: Path, follow_registries: bool = True) -> set[str
     return mods
 
 
-def source_dependencies(
-    repo: str | Path, *roots: str, follow_registries: bool = True
-) -> list[str]:
+def source_dependencies(repo: str | Path, *roots: str, follow_registries: bool = True) -> list[str]:
     """Sorted repo-relative paths of the src/otgap files that ``roots`` import, transitively.
 
     ``roots`` are script paths relative to ``repo`` (e.g. "scripts/fhn_data.py") or otgap module
@@ -96,7 +97,9 @@ def _cached(repo: str, roots: tuple[str, ...], follow_registries: bool) -> tuple
         elif _module_file(src, root) is not None:
             todo.append(root)
         else:
-            raise ValueError(f"source dependencies: '{root}' is neither a script nor an otgap module")
+            raise ValueError(
+                f"source dependencies: '{root}' is neither a script nor an otgap module"
+            )
     seen: set[str] = set()
     files: set[Path] = set()
     while todo:
@@ -110,3 +113,23 @@ def _cached(repo: str, roots: tuple[str, ...], follow_registries: bool) -> tuple
         files.add(f)
         todo.extend(imports_of(src, f, follow_registries) - seen)
     return tuple(sorted(str(f.relative_to(base)) for f in files))
+
+
+def code_digests(paths: list[str] | tuple[str, ...], base: str | Path = ".") -> dict[str, str]:
+    """SHA-256 of each file's content, keyed by its path as given (relative to ``base``).
+
+    A job passes the code files of its rule (its script and the modules it imports) so that its
+    checkpoint is keyed by the code that wrote it; content, not modification time, counts.
+    """
+    out = {}
+    for p in sorted(str(x) for x in paths):
+        out[p] = hashlib.sha256((Path(base) / p).read_bytes()).hexdigest()
+    return out
+
+
+def job_identity(params: Mapping[str, Any], code: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """What makes a training job this job: its parameters and the digests of its code files.
+
+    The training loop stores it in checkpoints and resumes only a checkpoint of the same identity.
+    """
+    return {"params": dict(params), "code": code_digests(list(code))}

@@ -2,7 +2,9 @@
 
 Every writer here writes to a temporary file in the destination folder and renames it over the
 final name (``os.replace`` is atomic on POSIX within one file system), so a crash or a full disk
-never leaves a half-written result behind for Snakemake or a reader to pick up.
+never leaves a half-written result behind for Snakemake or a reader to pick up. The file then gets
+the mode the umask gives a new file (0644 under umask 022), not the 0600 of a temporary file, so
+collaborators and web servers on a shared machine can read results.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ import numpy as np
 
 class OutputError(RuntimeError):
     """An output location cannot be written."""
+
+
+class UnreadableInput(ValueError):
+    """An input file exists but cannot be read (truncated, corrupt). ``path`` names it, so that a
+    workflow job can set it aside for rebuilding (see ``otgap.jobs``)."""
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        super().__init__(message)
+        self.path = Path(path)
 
 
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
@@ -40,6 +51,24 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where /proc allows (thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a new file gets under the current umask (0644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
@@ -55,6 +84,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -98,6 +128,16 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` atomically, through a file object so that the archive's record name does not
+    depend on the (random) temporary name: the same object gives the same bytes."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -118,12 +158,14 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[st
     """Load an npz into a dict; a missing/unreadable file or a missing key is a clear error."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"input file '{p}' does not exist; run the rule that makes it first")
+        raise FileNotFoundError(
+            f"input file '{p}' does not exist; run the rule that makes it first"
+        )
     try:
         with np.load(p, allow_pickle=False) as data:
             out = {k: data[k] for k in data.files}
     except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError ...
-        raise ValueError(f"input file '{p}' is not a readable npz archive: {exc}") from exc
+        raise UnreadableInput(p, f"input file '{p}' is not a readable npz archive: {exc}") from exc
     missing = [k for k in required if k not in out]
     if missing:
         raise KeyError(f"input file '{p}' lacks the key(s) {missing}; it has {sorted(out)}")

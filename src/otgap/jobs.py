@@ -5,6 +5,11 @@ count from the rule's ``threads``, checks that outputs can be written before any
 the elapsed time at the end, and turns an exception into one clear line (the traceback stays in the
 log). The object passed in is duck-typed (``input``, ``output``, ``params``, ``log``, ``threads``,
 ``wildcards``), so no Snakemake import is needed and a test can pass a ``SimpleNamespace``.
+
+An input that fails to load (``otgap.io.UnreadableInput``: a truncated or corrupt file made by an
+earlier job) marks itself for rebuild: the harness renames it to a hidden ``.<name>.unreadable-<time>``
+beside it (nothing is deleted) and says so, so the next run of the workflow finds it missing and
+rebuilds it with the rule that made it, then reruns its consumers.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from otgap.io import ensure_writable_dir
+from otgap.io import UnreadableInput, ensure_writable_dir
 
 
 def set_threads(threads: int) -> None:
@@ -53,6 +58,21 @@ def _log_path(smk: Any) -> Path | None:
     return Path(logs[0]) if logs else None
 
 
+def set_aside_unreadable(exc: UnreadableInput, inputs: list[str]) -> str:
+    """Rename the unreadable declared input ``exc.path`` aside; returns what to tell the user."""
+    bad = Path(exc.path)
+    declared = {Path(p).resolve() for p in inputs}
+    if bad.resolve() not in declared or not bad.is_file():
+        return f"'{bad}' is not an input this job declares: fix or remove it by hand"
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = bad.with_name(f".{bad.name}.unreadable-{stamp}")
+    os.replace(bad, aside)
+    return (
+        f"moved the unreadable input '{bad}' aside to '{aside}' (not deleted); run the workflow "
+        "again and Snakemake rebuilds it, then this job"
+    )
+
+
 @contextlib.contextmanager
 def job(smk: Any, *, name: str | None = None) -> Iterator[Callable[[str], None]]:
     """Run a workflow job body with logging, threads and clear failure messages."""
@@ -83,6 +103,9 @@ def job(smk: Any, *, name: str | None = None) -> Iterator[Callable[[str], None]]
         if stream is not None:
             traceback.print_exc(file=stream)
         message = f"[{rule}] FAILED: {type(exc).__name__}: {exc}"
+        if isinstance(exc, UnreadableInput):
+            inputs = [str(p) for p in (getattr(smk, "input", []) or [])]
+            message += "\n" + f"[{rule}] " + set_aside_unreadable(exc, inputs)
         print(message, file=old_err, flush=True)
         if stream is not None:
             print(message, file=stream, flush=True)

@@ -4,6 +4,7 @@ from pathlib import Path
 from otgap.config import (
     ConfigError,
     canonicalise_in_place,
+    read_yaml,
     stage_resources,
     validate_config,
 )
@@ -14,6 +15,9 @@ REPO = Path(workflow.basedir).parent
 SRC = REPO / "src"
 
 try:
+    # Snakemake's YAML reader merges a key given twice; read every config file again strictly
+    for _configfile in workflow.configfiles:
+        read_yaml(_configfile)
     validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -48,6 +52,20 @@ def check_registry_names():
 
 
 check_registry_names()
+
+
+def check_config_values():
+    """Build every configured model and optimizer with the config's values (otgap.startup_checks):
+    a value the jobs could not use stops the run here, with its key path."""
+    from otgap.startup_checks import check_values
+
+    try:
+        check_values(config)
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+check_config_values()
 
 R = f"{config['results_root']}/{config['run']}"
 L = f"{config['logs_root']}/{config['run']}"
@@ -86,16 +104,20 @@ def threads_for(stage):
 
 
 def src_deps(*roots, follow_registries=True):
-    """Library files that ``roots`` (scripts or otgap module names) import, transitively.
+    """The scripts among ``roots`` and the library files that ``roots`` (scripts or otgap module
+    names) import, transitively.
 
-    Snakemake's code trigger sees a rule's script but not the modules it imports, so rules list
-    these files as inputs: editing one module reruns exactly the jobs whose scripts import it
-    (and whatever depends on their outputs). See otgap.deps for what counts as an import.
+    Rules list these files as inputs, and the profiles leave `code` out of the rerun triggers:
+    Snakemake then reruns a job when one of them changed in CONTENT (an input newer than the
+    outputs whose checksum matches the recorded one is ignored), not when it was merely touched
+    or checked out again. Editing one module reruns exactly the jobs whose scripts import it (and
+    whatever depends on their outputs). See otgap.deps for what counts as an import.
     """
     try:
-        return source_dependencies(REPO, *roots, follow_registries=follow_registries)
+        modules = source_dependencies(REPO, *roots, follow_registries=follow_registries)
     except ValueError as exc:
         raise WorkflowError(str(exc)) from None
+    return sorted({r for r in roots if r.endswith(".py")} | set(modules))
 
 
 def script_inputs(script, **extra):
@@ -145,4 +167,5 @@ def all_targets():
         *systems_landau_targets(),
         *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
         *biostatis_cifar_targets(),
+        *manifest_targets(),
     ]

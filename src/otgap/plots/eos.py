@@ -22,7 +22,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.stats import t as student_t  # noqa: E402
 
-CI_LEVEL = 0.95  # t-interval of the mean over seeds (the paper used 1.96 std/sqrt(n), too narrow for n=5)
+CI_LEVEL = (
+    0.95  # t-interval of the mean over seeds (the paper used 1.96 std/sqrt(n), too narrow for n=5)
+)
 FILLED_LEVELS = 25
 LINE_LEVELS = 12
 PLANE_TITLES = {
@@ -287,39 +289,52 @@ def summary_text(
 
 
 def comparison_figure(traj: pd.DataFrame, summary: pd.DataFrame) -> Figure:
-    """Sharpness / threshold over training progress for every optimizer and lr of one group."""
+    """Sharpness / threshold over training progress for every optimizer and lr of one group.
+
+    Bands are over the seeds that did not diverge; a diverged run is drawn as a thin line that
+    ends with a cross where it blew up, and the y-range is set by the runs that did not diverge
+    (a blown-up sharpness would otherwise flatten every stable curve).
+    """
     fig, ax = plt.subplots(figsize=(10, 6), constrained_layout=True)
     configs = summary[["optimizer", "lr"]].drop_duplicates().sort_values(["optimizer", "lr"])
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    stable_top = []
     for i, (_, cfg) in enumerate(configs.iterrows()):
         color = colors[i % len(colors)]
         sel = traj[(traj["optimizer"] == cfg["optimizer"]) & (traj["lr"] == cfg["lr"])]
         rows = summary[(summary["optimizer"] == cfg["optimizer"]) & (summary["lr"] == cfg["lr"])]
         total = float(rows["steps"].max())
         d = sel.dropna(subset=["ratio"]).assign(progress=lambda f, t=total: f["step"] / t)
-        stats = mean_ci(d, "ratio", by="progress")
-        n_div = int(rows["diverged"].sum())
+        d = d[np.isfinite(d["ratio"])]
+        diverged_seeds = set(rows.loc[rows["diverged"], "seed"]) | set(
+            sel.loc[sel["diverged"], "seed"]
+        )
+        stable = d[~d["seed"].isin(diverged_seeds)]
+        n_div = len(diverged_seeds)
         label = f"{config_label(cfg)} (n={len(rows)}" + (f", {n_div} diverged)" if n_div else ")")
-        ax.plot(stats["progress"], stats["mean"], color=color, label=label)
-        ax.fill_between(stats["progress"], stats["lo"], stats["hi"], color=color, alpha=0.2, lw=0)
-        for _, run in d.groupby("seed"):
-            if (
-                run["diverged"].any()
-                or rows.loc[rows["seed"] == run["seed"].iloc[0], "diverged"].any()
-            ):
-                ax.plot(
-                    run["progress"].iloc[-1], run["ratio"].iloc[-1], "x", color=color, ms=10, mew=2
-                )
+        if len(stable):
+            stats = mean_ci(stable, "ratio", by="progress")
+            ax.plot(stats["progress"], stats["mean"], color=color, label=label)
+            ax.fill_between(
+                stats["progress"], stats["lo"], stats["hi"], color=color, alpha=0.2, lw=0
+            )
+            stable_top.append(float(np.nanmax(stats["hi"])))
+            label = None
+        for _, run in d[d["seed"].isin(diverged_seeds)].groupby("seed"):
+            ax.plot(run["progress"], run["ratio"], color=color, lw=0.8, alpha=0.7, label=label)
+            ax.plot(run["progress"].iloc[-1], run["ratio"].iloc[-1], "x", color=color, ms=10, mew=2)
+            label = None
     ax.axhline(1.0, color="k", ls="--", lw=1.2, label="stability threshold")
-    top = max(ax.get_ylim()[1], 1.2)
+    top = max(1.1 * max(stable_top), 1.2) if stable_top else max(ax.get_ylim()[1], 1.2)
     ax.axhspan(1.0, top, color="tab:red", alpha=0.08)
     ax.set_ylim(bottom=0, top=top)
     ax.set_xlabel("training progress (step / total steps)")
     ax.set_ylabel("sharpness / threshold")
     row = summary.iloc[0]
+    clipped = " (y-range from the runs that did not diverge)" if stable_top else ""
     ax.set_title(
         f"{row['dataset']} / {row['model']} / {row['loss']}: sharpness relative to each "
-        "optimizer's threshold (mean, 95% CI; x = diverged)"
+        f"optimizer's threshold (mean, 95% CI; x = diverged){clipped}"
     )
     ax.legend(fontsize="small")
     return fig

@@ -1,6 +1,10 @@
 """The Edge-of-Stability summary table (booktabs LaTeX): per optimizer and learning rate, mean and
 standard deviation over seeds of final test accuracy, max and final sharpness/threshold and the
-fraction of measurements above the threshold, and how many seeds diverged."""
+fraction of measurements above the threshold, and how many seeds diverged.
+
+A diverged run has no final accuracy or sharpness: its last finite values are from before the
+blow-up (often step 0), so they are left out of the statistics, which cover the seeds that
+finished; where every seed diverged the cells say "diverged at step k"."""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ HEADER = (
     "Diverged",
 )
 NOTES = (
-    "mean \\pm std over seeds; lambda_1/thr = sharpness over the optimizer's stability threshold",
+    "mean \\pm std over the seeds that did not diverge; lambda_1/thr = sharpness over the",
+    "optimizer's stability threshold",
     "(2/lr for GD/SGD, (2+2 beta)/lr with momentum, the preconditioned one for Adam/AdamW);",
     "above thr. = share of the sharpness measurements above it. Rule eos_table made this.",
 )
@@ -30,23 +35,40 @@ def _threshold(value: float) -> str:
     return f"{value:.4g}" if value < 1000 else f"{value:.0f}"
 
 
+def _diverged_steps(runs: pd.DataFrame) -> str:
+    """' at step k[, m]' of the diverged seeds ('' where the steps are not recorded)."""
+    if "diverged_step" not in runs:
+        return ""
+    steps = sorted({int(k) for k in runs.loc[runs["diverged"], "diverged_step"] if int(k) >= 0})
+    return f" at step {', '.join(map(str, steps))}" if steps else ""
+
+
+def _config_row(runs: pd.DataFrame) -> list[str]:
+    """One table row from the per-seed summaries of one (optimizer, lr)."""
+    first = runs.iloc[0]
+    n_div, n = int(runs["diverged"].sum()), len(runs)
+    steps = _diverged_steps(runs)
+    diverged_cell = f"{n_div}/{n}" + (f" ({steps.strip()})" if n_div and steps else "")
+    head = [tex_escape(first["optimizer"]), f"{first['lr']:g}", _threshold(first["threshold"])]
+    finished = runs[~runs["diverged"]]
+    if finished.empty:
+        cell = f"diverged{steps}"
+        return [*head, cell, cell, cell, cell, diverged_cell]
+    r = config_statistics(finished).iloc[0]
+    return [
+        *head,
+        mean_std(100 * r["final_test_acc_mean"], 100 * r["final_test_acc_std"], 1),
+        mean_std(r["max_ratio_mean"], r["max_ratio_std"], 2),
+        mean_std(r["final_ratio_mean"], r["final_ratio_std"], 2),
+        mean_std(100 * r["frac_above_mean"], 100 * r["frac_above_std"], 0),
+        diverged_cell,
+    ]
+
+
 def summary_table(summary: pd.DataFrame) -> str:
     """LaTeX ``tabular`` (booktabs) from the per-run summary frame of the aggregate stage."""
-    stats = config_statistics(summary)
     sections = []
-    for (dataset, model, loss), group in stats.groupby(["dataset", "model", "loss"], sort=True):
-        rows = [
-            [
-                tex_escape(r["optimizer"]),
-                f"{r['lr']:g}",
-                _threshold(r["threshold"]),
-                mean_std(100 * r["final_test_acc_mean"], 100 * r["final_test_acc_std"], 1),
-                mean_std(r["max_ratio_mean"], r["max_ratio_std"], 2),
-                mean_std(r["final_ratio_mean"], r["final_ratio_std"], 2),
-                mean_std(100 * r["frac_above_mean"], 100 * r["frac_above_std"], 0),
-                f"{int(r['n_diverged'])}/{int(r['n_seeds'])}",
-            ]
-            for _, r in group.sort_values(["optimizer", "lr"]).iterrows()
-        ]
+    for (dataset, model, loss), group in summary.groupby(["dataset", "model", "loss"], sort=True):
+        rows = [_config_row(runs) for _, runs in group.groupby(["optimizer", "lr"], sort=True)]
         sections.append((f"{dataset}, {model}, {loss} loss", rows))
     return booktabs_table(HEADER, sections, align="llrrrrrr", notes=NOTES)

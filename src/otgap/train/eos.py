@@ -17,8 +17,9 @@ an eigenvalue overtaking the tracked one at the price of at least 12 products pe
 reduction of ``otgap.curvature.reduce`` (same values; ~3x cheaper products). ``n_snapshots`` evenly spaced parameter vectors (always the
 initial and the final one) are kept for the loss-landscape stage.
 
-Everything that must survive a restart (model, optimizer, warm-start vectors, snapshots) lives in
-the training loop's checkpoint, so a preempted job resumes to the same numbers.
+Everything that must survive a restart (model, optimizer, warm-start vectors) lives in the training
+loop's checkpoint and the snapshots in its append-only side file, so a preempted job resumes to the
+same numbers.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from otgap.data.classification import ClassificationData
 from otgap.models.classifiers import CLASSIFIERS
 from otgap.optim import OPTIMIZERS
 from otgap.optim.memory import optimizer_state_bytes
-from otgap.train.loop import train_loop
+from otgap.train.loop import SnapshotLog, train_loop
 
 LOSSES = ("ce", "mse", "landau")
 _EVAL_CHUNK = 4096
@@ -178,6 +179,7 @@ def train_eos(
     checkpoint_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     callback: Callable[[int], None] | None = None,
+    identity: Mapping[str, Any] | str | None = None,
 ) -> EosResult:
     """Train one EoS run and return its history, snapshots, final weights and a summary.
 
@@ -228,7 +230,8 @@ def train_eos(
     snap_at = set(snapshot_schedule(total_steps, s.n_snapshots))
     # train_seconds: forward + backward + step only (no evaluation, no sharpness), for the
     # optimizer cost ratios of the BiostatisV6 table; saved in checkpoints with the rest
-    extras: dict[str, Any] = {"snapshots": {}, "v0": None, "v0_raw": None, "train_seconds": 0.0}
+    extras: dict[str, Any] = {"v0": None, "v0_raw": None, "train_seconds": 0.0}
+    snapshot_log = SnapshotLog()  # beside the checkpoint, so the checkpoint's size stays constant
 
     batch_order: dict[int, torch.Tensor] = {}
 
@@ -245,7 +248,7 @@ def train_eos(
 
     def step_fn(step: int) -> float:
         if step in snap_at:
-            extras["snapshots"][step] = flat_params(model)
+            snapshot_log.add(step, flat_params(model))
         model.train()
         xb, yb = batch(step)
         t0 = time.perf_counter()
@@ -329,8 +332,10 @@ def train_eos(
         log_every=max(eval_every, 1) if log is not None else 0,
         label=f"eos {s.model}/{s.optimizer}/lr={s.lr}/{s.loss}/seed={s.seed}",
         log=log,
+        identity=identity,
+        snapshots=snapshot_log,
     )
-    snapshots = result.extras["snapshots"]
+    snapshots = snapshot_log.load()
     final_step = result.steps_done if not result.diverged else result.diverged_step - 1
     snapshots[final_step] = flat_params(model)
     steps = np.array(sorted(snapshots), dtype=np.int64)
@@ -376,7 +381,7 @@ def write_outputs(
     provenance: Mapping[str, Any],
 ) -> None:
     """Write ``history.csv``, ``snapshots.npz``, ``model.pt`` and the ``run.json`` sidecar atomically."""
-    from otgap.io import atomic_path, write_csv, write_json, write_npz
+    from otgap.io import write_csv, write_json, write_npz, write_torch
 
     write_csv(history, result.history)
     write_npz(
@@ -386,6 +391,5 @@ def write_outputs(
         init=result.snapshots[0],
         final=result.snapshots[-1],
     )
-    with atomic_path(model) as tmp:
-        torch.save(result.state_dict, tmp)
+    write_torch(model, result.state_dict)
     write_json(run_json, {**result.summary, "provenance": dict(provenance)})

@@ -5,12 +5,27 @@ call the stage's ``step_fn``, stop cleanly on a non-finite loss (divergence is a
 every ``eval_every`` steps, checkpoint every ``checkpoint_every`` steps and when SLURM (or a user)
 sends SIGTERM/SIGUSR1. The loop knows nothing about models or data: the stage hands it callables
 and the objects whose ``state_dict`` must survive a restart.
+
+A checkpoint belongs to one job: it stores the job's ``identity`` (its parameters and the digests
+of the code it runs) and is only resumed by a job with the same identity. A checkpoint written by
+other parameters or other code, an unreadable one, or one whose tensors do not fit the model is
+discarded with a log line that says why, and the run starts fresh: never a silent resume of a
+stale state, never a crash loop.
+
+Checkpoints hold only what resuming needs, so their size stays constant over a run; parameter
+snapshots, which grow with the run, go to an append-only side file (``SnapshotLog``) that a resume
+truncates to the length the checkpoint recorded.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import math
+import os
 import signal
+import struct
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -18,12 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from otgap.io import atomic_path, ensure_writable_dir
+from otgap.io import ensure_writable_dir, write_torch
 from otgap.train.determinism import rng_state, seed_everything, set_rng_state
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOTS_NAME = "snapshots.bin"
+# Bumped when the checkpoint's layout changes: an older checkpoint is then discarded, not misread.
+CHECKPOINT_FORMAT = 2
 
 
 class Preempted(RuntimeError):
@@ -64,25 +83,164 @@ class _SignalFlag:
             signal.signal(sig, old)
 
 
+def normalise_identity(identity: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
+    """The identity as plain JSON data (a string becomes ``{"id": string}``)."""
+    if identity is None:
+        return None
+    if isinstance(identity, str):
+        return {"id": identity}
+    return json.loads(json.dumps(identity, sort_keys=True, default=str))
+
+
+def identity_digest(identity: Mapping[str, Any] | None) -> str | None:
+    if identity is None:
+        return None
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for key in sorted(obj):
+            out.update(_flatten(obj[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out or {prefix: {}}
+    return {prefix: obj}
+
+
+def identity_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+    """What differs between two identities, as ``key: old -> new`` items (at most five)."""
+    if old is None or new is None:
+        return "the checkpoint has no job identity" if old is None else "no identity given"
+    a, b = _flatten(old), _flatten(new)
+    diffs = [
+        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, "<absent>") != b.get(k, "<absent>")
+    ]
+    more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
+    return "; ".join(diffs[:5]) + more if diffs else "identity digests differ"
+
+
+class SnapshotLog:
+    """Parameter snapshots of a run, kept in an append-only file beside the checkpoint.
+
+    Without a file (no checkpoint directory) the snapshots stay in memory. With one, ``add``
+    appends a record (int64 step, int64 length, float32 values) and flushes it; a checkpoint
+    records the file's length, and a resume truncates the file to that length, so the file always
+    holds exactly the snapshots taken before the resumed step.
+    """
+
+    _HEADER = struct.Struct("<qq")
+
+    def __init__(self) -> None:
+        self._memory: dict[int, torch.Tensor] = {}
+        self.path: Path | None = None
+
+    def attach(self, path: Path, keep_bytes: int) -> None:
+        """Use the file ``path`` from now on, truncated to its first ``keep_bytes`` bytes."""
+        self._memory.clear()
+        with open(path, "ab") as fh:
+            fh.truncate(keep_bytes)
+        self.path = path
+
+    def add(self, step: int, values: torch.Tensor) -> None:
+        array = values.detach().to("cpu", torch.float32).reshape(-1).numpy()
+        if self.path is None:
+            self._memory[int(step)] = torch.from_numpy(array.copy())
+            return
+        with open(self.path, "ab") as fh:
+            fh.write(self._HEADER.pack(int(step), array.size))
+            fh.write(array.astype("<f4").tobytes())
+
+    def size(self) -> int:
+        """Bytes written so far (synced to disk), for the checkpoint to record."""
+        if self.path is None or not self.path.exists():
+            return 0
+        with open(self.path, "ab") as fh:
+            os.fsync(fh.fileno())
+        return self.path.stat().st_size
+
+    def load(self) -> dict[int, torch.Tensor]:
+        """Every snapshot as ``{step: float32 vector}``."""
+        if self.path is None:
+            return dict(self._memory)
+        out: dict[int, torch.Tensor] = {}
+        data = self.path.read_bytes() if self.path.exists() else b""
+        pos = 0
+        while pos < len(data):
+            step, n = self._HEADER.unpack_from(data, pos)
+            pos += self._HEADER.size
+            out[step] = torch.from_numpy(np.frombuffer(data, "<f4", n, pos).astype(np.float32))
+            pos += 4 * n
+        return out
+
+
 def save_checkpoint(
-    path: Path, step: int, stateful: Mapping[str, Any], history: list, extras: dict
+    path: Path,
+    step: int,
+    stateful: Mapping[str, Any],
+    history: list,
+    extras: dict,
+    identity: Mapping[str, Any] | None = None,
+    snapshots: SnapshotLog | None = None,
 ) -> None:
     payload = {
+        "format": CHECKPOINT_FORMAT,
+        "identity": identity,
+        "identity_digest": identity_digest(identity),
         "step": step,
         "state": {name: obj.state_dict() for name, obj in stateful.items()},
         "rng": rng_state(),
         "history": history,
         "extras": extras,
+        "snapshot_bytes": snapshots.size() if snapshots is not None else 0,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
-def load_checkpoint(path: Path, stateful: Mapping[str, Any]) -> dict[str, Any]:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    for name, obj in stateful.items():
-        obj.load_state_dict(payload["state"][name])
-    set_rng_state(payload["rng"])
+class StaleCheckpoint(RuntimeError):
+    """A checkpoint that this job must not resume from (the message says why)."""
+
+
+def load_checkpoint(
+    path: Path,
+    stateful: Mapping[str, Any],
+    identity: Mapping[str, Any] | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Restore ``stateful`` and the RNG states from ``path``.
+
+    Raises ``StaleCheckpoint`` (and leaves every object as it was) when the file cannot be read,
+    was written by another job identity or format, does not fit the objects, or ``check(payload)``
+    raises it.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, pickle error, disk error ...
+        raise StaleCheckpoint(f"unreadable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise StaleCheckpoint(f"format {got!r}, this code writes format {CHECKPOINT_FORMAT}")
+    if identity is not None and payload.get("identity_digest") != identity_digest(identity):
+        raise StaleCheckpoint(identity_changes(payload.get("identity"), identity))
+    if check is not None:
+        check(payload)
+    saved = {name: copy.deepcopy(obj.state_dict()) for name, obj in stateful.items()}
+    try:
+        missing = sorted(set(stateful) - set(payload["state"]))
+        if missing:
+            raise KeyError(f"no state for {missing}")
+        for name, obj in stateful.items():
+            obj.load_state_dict(payload["state"][name])
+        set_rng_state(payload["rng"])
+    except Exception as exc:  # size mismatch, missing keys, a changed optimizer ...
+        for name, obj in stateful.items():
+            obj.load_state_dict(saved[name])
+        first = str(exc).strip().splitlines()[:2]
+        raise StaleCheckpoint(
+            f"does not fit this job ({type(exc).__name__}: {' '.join(first)})"
+        ) from exc
     return payload
 
 
@@ -101,6 +259,8 @@ def train_loop(
     label: str = "train",
     log: Callable[[str], None] | None = None,
     seed_fn: Callable[[int], None] = seed_everything,
+    identity: Mapping[str, Any] | str | None = None,
+    snapshots: SnapshotLog | None = None,
 ) -> LoopResult:
     """Run ``step_fn(step)`` for ``step`` in ``[start, total_steps)`` and return the history.
 
@@ -114,6 +274,11 @@ def train_loop(
       checkpoints and restored on resume.
     - Divergence: a non-finite loss ends the loop; ``diverged_step`` records the step, the history
       gets a final record with ``diverged=True``.
+    - ``identity``: what makes this job this job (its parameters, digests of its code; any JSON
+      data or a string). A checkpoint is resumed only by a job of the same identity; otherwise
+      it is discarded with a log line naming what changed.
+    - ``snapshots``: a ``SnapshotLog`` the stage adds parameter snapshots to; with a checkpoint
+      directory it is kept in an append-only file there, outside the constant-size checkpoint.
     """
     if total_steps < 0:
         raise ValueError(f"total_steps must be >= 0, got {total_steps}")
@@ -124,11 +289,28 @@ def train_loop(
     resumed_from = None
     seed_fn(seed)
 
+    identity = normalise_identity(identity)
     ckpt_path = None
     if checkpoint_dir is not None:
         ckpt_path = ensure_writable_dir(checkpoint_dir) / CHECKPOINT_NAME
+        snap_path = ckpt_path.parent / SNAPSHOTS_NAME
+        payload = None
+
+        def snapshots_present(payload: dict[str, Any]) -> None:
+            have = snap_path.stat().st_size if snap_path.exists() else 0
+            if snapshots is not None and have < int(payload.get("snapshot_bytes", 0)):
+                raise StaleCheckpoint(f"its snapshot file {snap_path} is shorter than recorded")
+
         if ckpt_path.exists():
-            payload = load_checkpoint(ckpt_path, stateful)
+            try:
+                payload = load_checkpoint(ckpt_path, stateful, identity, snapshots_present)
+            except StaleCheckpoint as exc:
+                log(f"[{label}] discarding checkpoint {ckpt_path}: {exc}; starting fresh")
+                payload = None
+                seed_fn(seed)
+        if snapshots is not None:
+            snapshots.attach(snap_path, int(payload["snapshot_bytes"]) if payload else 0)
+        if payload is not None:
             start = resumed_from = int(payload["step"])
             history = list(payload["history"])
             extras.update(payload["extras"])
@@ -162,7 +344,7 @@ def train_loop(
                 evaluate(step, diverged=False)
             if ckpt_path is not None and not is_last:
                 if sig.raised is not None or (checkpoint_every and step % checkpoint_every == 0):
-                    save_checkpoint(ckpt_path, step, stateful, history, extras)
+                    save_checkpoint(ckpt_path, step, stateful, history, extras, identity, snapshots)
             if sig.raised is not None:
                 log(f"[{label}] signal {sig.raised} received: checkpoint written at step {step}")
                 raise Preempted(f"stopped by signal {sig.raised} at step {step}; rerun to resume")
@@ -179,9 +361,10 @@ def train_loop(
 
 
 def clear_checkpoint(checkpoint_dir: str | Path | None) -> None:
-    """Remove the checkpoint once the stage has written its final outputs."""
+    """Remove the checkpoint and its snapshot file once the stage has written its final outputs."""
     if checkpoint_dir is None:
         return
-    path = Path(checkpoint_dir) / CHECKPOINT_NAME
-    if path.exists():
-        path.unlink()
+    for name in (CHECKPOINT_NAME, SNAPSHOTS_NAME):
+        path = Path(checkpoint_dir) / name
+        if path.exists():
+            path.unlink()

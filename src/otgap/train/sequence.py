@@ -17,9 +17,10 @@ where it does nothing).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,12 +103,14 @@ def fit_sequence_model(
     log: Callable[[str], None] | None = None,
     label: str = "fhn",
     device: str | torch.device = "cpu",
+    identity: Mapping[str, Any] | str | None = None,
 ) -> LoopResult | None:
     """Train ``model`` in place with Adam; returns the loop result (None for a baseline).
 
     ``model.prepare`` is called with the training split first. ``true_field`` is required for
     models whose ``fit_target`` is ``"vector_field"``. The model and the splits are moved to
-    ``device``; the model stays there.
+    ``device``; the model stays there. ``identity`` (the job's parameters and code digests) keys
+    the checkpoint: one written by another identity is discarded, not resumed.
     """
     device = torch.device(device)
     model.to(device)
@@ -179,16 +182,16 @@ def fit_sequence_model(
         log_every=cfg.log_every_epochs * per_epoch,
         label=label,
         log=log,
+        identity=identity,
     )
 
 
 def save_sequence_model(path: str | Path, name: str, kwargs: dict, model: SequenceModel) -> None:
     """Write ``{"model": name, "kwargs": kwargs, "state_dict": ...}`` atomically."""
-    from otgap.io import atomic_path
+    from otgap.io import write_torch
 
     payload = {"model": name, "kwargs": dict(kwargs), "state_dict": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_sequence_model(path: str | Path) -> tuple[str, SequenceModel]:
