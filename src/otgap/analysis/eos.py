@@ -93,6 +93,37 @@ def rebuild_run(history: str | Path, snapshots: str | Path, run_json: str | Path
     return run, data, build_model(run.settings, data.input_shape, data.n_classes)
 
 
+def _run_subsets(run: EosRun, data):
+    from otgap.train.eos import EosSettings, run_subsets
+
+    settings = EosSettings.from_params(run.settings)
+    return run_subsets(data.y_train, data.n_classes, settings, bool(run.info.get("full_batch")))
+
+
+def landscape_samples(run: EosRun, data, n_samples: int) -> torch.Tensor:
+    """Training-part indices a run's landscape is computed on: a full-batch run's training
+    subset (the loss it descended), else ``n_samples`` chosen as the run chose its subsets."""
+    from otgap.train.subsets import subset_indices
+
+    if run.info.get("full_batch"):
+        return _run_subsets(run, data)[0]
+    s = run.settings
+    n = min(int(n_samples), len(data.y_train))
+    return subset_indices(
+        data.y_train,
+        n,
+        mode=s.get("subset", "first"),
+        seed=int(s.get("subset_seed", 0)),
+        n_classes=data.n_classes,
+        what="landscape.n_samples",
+    )
+
+
+def sharpness_samples(run: EosRun, data) -> torch.Tensor:
+    """Training-part indices the run measured its sharpness on (its eig subset)."""
+    return _run_subsets(run, data)[1]
+
+
 def run_loss(settings: Mapping[str, Any]):
     from otgap.train.eos import loss_function
 
@@ -107,7 +138,7 @@ def set_flat_parameters(model: nn.Module, vector: np.ndarray | torch.Tensor) -> 
     if v.numel() != n:
         raise ValueError(f"snapshot has {v.numel()} entries but the model has {n} parameters")
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(v.to(params[0].dtype), params)
+        torch.nn.utils.vector_to_parameters(v.to(params[0].device, params[0].dtype), params)
 
 
 def spectrum_snapshot_indices(steps: np.ndarray, snapshots: np.ndarray) -> list[int]:

@@ -15,6 +15,8 @@ OPTIMIZERS = Registry(
         "momentum": "otgap.optim.standard:Momentum",
         "adam": "otgap.optim.standard:Adam",
         "adamw": "otgap.optim.standard:AdamW",
+        "gd_momentum": "otgap.optim.standard:GDMomentum",
+        "adam_fb": "otgap.optim.standard:AdamFullBatch",
     },
 )
 
