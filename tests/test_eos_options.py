@@ -109,3 +109,27 @@ def test_device_path_on_cpu_is_the_same_code(tiny):
         resolve_device("cuda")
     with pytest.raises(ValueError, match="device must be auto, cpu or cuda"):
         resolve_device("tpu")
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam_fb"])
+def test_full_batch_landscape_is_on_the_training_subset(tiny, optimizer):
+    """The landscape stage maps a full-batch run on the samples it descended (here a stratified
+    draw of 20): the loss at the final snapshot is the history's final train loss."""
+    from otgap.analysis.eos import EosRun, landscape_samples, sharpness_samples
+    from otgap.landscape.trajectory import trajectory_landscape
+    from otgap.models.classifiers import CLASSIFIERS
+
+    s = settings(optimizer=optimizer, lr=1e-3 if optimizer == "adam_fb" else 0.05,
+                 gd_train_subset=20, subset="stratified", subset_seed=3)  # fmt: skip
+    res = train_eos(tiny, s)
+    run = EosRun(res.summary, res.history, res.snapshot_steps, res.snapshots)
+    idx = landscape_samples(run, tiny, n_samples=1000)
+    assert len(idx) == 20 and torch.equal(idx, sharpness_samples(run, tiny))
+    assert torch.bincount(tiny.y_train[idx], minlength=10).min() >= 1  # every digit
+    model = CLASSIFIERS["mlp"](tiny.input_shape, 10, hidden=[6])
+    out = trajectory_landscape(
+        model, mse_loss, res.snapshots, tiny.x_train[idx], tiny.y_train[idx], grid=3
+    )
+    final = res.history.train_loss.iloc[-1]
+    assert out["trajectory_loss"][-1] == pytest.approx(final, rel=1e-6)
+    assert out["trajectory_loss"][0] == pytest.approx(res.history.train_loss.iloc[0], rel=1e-6)

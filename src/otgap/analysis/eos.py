@@ -29,6 +29,9 @@ RUN_KEYS = ("dataset", "model", "optimizer", "lr", "loss", "seed")
 CONFIG_KEYS = ("dataset", "model", "optimizer", "lr", "loss")
 # Fraction of the steps, counted from the end, that "late training" means in summaries.
 LATE_FRACTION = 0.25
+# Share of the sharpness measurements, counted from the last, over which the "at the edge" ratio
+# is a median (Cohen et al.'s hovering: sharpness/threshold stays near 1 once reached).
+EDGE_FRACTION = 1 / 3
 
 
 @dataclass
@@ -262,6 +265,8 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
     ratio = measured["ratio"]
     total = int(info.get("steps", t["step"].max()))
     late = measured[measured["step"] >= (1 - LATE_FRACTION) * total]
+    edge = ratio.iloc[len(ratio) - max(math.ceil(EDGE_FRACTION * len(ratio)), 1) :]
+    losses = t["train_loss"].dropna()
     diverged_step = info.get("diverged_step")
     return {
         **keys,
@@ -276,6 +281,10 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
         "max_ratio": float(ratio.max()) if len(ratio) else math.nan,
         "final_ratio": _last_finite(ratio),
         "late_ratio_median": float(late["ratio"].median()) if len(late) else math.nan,
+        "edge_ratio_median": float(edge.median()) if len(ratio) else math.nan,
+        "loss_ratio": _last_finite(losses) / float(losses.iloc[0])
+        if len(losses) and float(losses.iloc[0]) != 0
+        else math.nan,
         "frac_above": float((ratio > 1).mean()) if len(ratio) else math.nan,
         "first_step_above": int(measured.loc[ratio > 1, "step"].iloc[0])
         if bool((ratio > 1).any())
@@ -294,6 +303,7 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
 def config_statistics(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds per configuration, and the number diverged."""
     metrics = ["final_test_acc", "max_ratio", "final_ratio", "frac_above"]
+    metrics += [m for m in ("edge_ratio_median", "loss_ratio") if m in summary]
     grouped = summary.groupby(list(CONFIG_KEYS), sort=True)
     mean = grouped[metrics].mean().add_suffix("_mean")
     std = grouped[metrics].std(ddof=1).add_suffix("_std")
