@@ -3,26 +3,35 @@
 
 import numpy as np
 
-from otgap.analysis.eos import hessian_spectra, rebuild_run, run_loss, spectrum_snapshot_indices
+from otgap.analysis.eos import (
+    hessian_spectra,
+    rebuild_run,
+    run_loss,
+    sharpness_samples,
+    spectrum_snapshot_indices,
+)
 from otgap.io import write_json, write_npz
 from otgap.jobs import job
+from otgap.train.eos import resolve_device
 from otgap.train.provenance import provenance
 
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     smk = snakemake  # noqa: F821
     p = dict(smk.params.spectrum)
+    device = resolve_device(smk.params.device)
     run, data, model = rebuild_run(smk.input.history, smk.input.snapshots, smk.input.run_json)
-    n = min(int(run.settings["eig_subset"]), len(data.x_train))
+    idx = sharpness_samples(run, data)
+    n = len(idx)
     rows = spectrum_snapshot_indices(run.snapshot_steps, run.snapshots)
     if not rows:
         raise ValueError("no finite snapshot in this run; nothing to measure")
-    log(f"snapshots at steps {run.snapshot_steps[rows].tolist()}, {n} samples")
+    log(f"snapshots at steps {run.snapshot_steps[rows].tolist()}, {n} samples, device {device}")
     out = hessian_spectra(
-        model,
+        model.to(device),
         run_loss(run.settings),
         run.snapshots[rows],
-        data.x_train[:n],
-        data.y_train[:n],
+        data.x_train[idx].to(device),
+        data.y_train[idx].to(device),
         n_vectors=int(p["n_vectors"]),
         n_iter=int(p["n_iter"]),
         trace_matvecs=int(p["trace_matvecs"]),
@@ -36,5 +45,10 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     log(f"top eigenvalues {out['top_eigenvalue'].tolist()}, traces {out['trace'].tolist()}")
     write_json(
         smk.output.meta,
-        {"run": dict(smk.wildcards), "n_samples": n, "provenance": provenance(p)},
+        {
+            "run": dict(smk.wildcards),
+            "n_samples": n,
+            "device": str(device),
+            "provenance": provenance({**p, "device": smk.params.device}),
+        },
     )

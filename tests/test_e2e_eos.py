@@ -101,3 +101,57 @@ def test_gd_mse_sharpness_hovers_at_two_over_lr(agg):
             f"outside {BAND}"
         )
     assert checked, "no GD run reached 2/lr before late training; lengthen the quick GD runs"
+
+
+# Full-batch heavy-ball and Adam at their own edge (Cohen et al. 2021, 2022): per seed, the
+# median of sharpness / threshold over the last third of the measurements lies in EDGE_BAND, and
+# training made progress (final loss under 10% of the initial one).
+EDGE_BAND = (0.9, 1.2)
+HAND_THRESHOLD = {  # beta = beta1 = 0.9
+    "gd_momentum": lambda lr: (2 + 2 * 0.9) / lr,
+    "adam_fb": lambda lr: (2 + 2 * 0.9) / ((1 - 0.9) * lr),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(HAND_THRESHOLD))
+def test_full_batch_momentum_and_adam_hover_at_their_thresholds(agg, optimizer):
+    traj, _, summary = agg
+    runs = traj[(traj["optimizer"] == optimizer) & (traj["loss"] == "mse")]
+    assert not runs.empty, f"the quick run has no full-batch '{optimizer}' + MSE run"
+    for key, run in runs.groupby(RUN_KEYS):
+        where = dict(zip(RUN_KEYS, key, strict=True))
+        assert not run["diverged"].any(), where
+        lr = float(where["lr"])
+        np.testing.assert_allclose(run["threshold"], HAND_THRESHOLD[optimizer](lr), rtol=1e-12)
+        measured = run.dropna(subset=["sharpness"]).sort_values("step")
+        ratio = (measured["sharpness"] / HAND_THRESHOLD[optimizer](lr)).to_numpy()
+        edge = float(np.median(ratio[len(ratio) - int(np.ceil(len(ratio) / 3)) :]))
+        assert EDGE_BAND[0] <= edge <= EDGE_BAND[1], f"{where}: edge ratio {edge:.3f}"
+        loss = run.sort_values("step")["train_loss"].to_numpy()
+        assert loss[-1] < 0.1 * loss[0], f"{where}: loss {loss[0]:.4g} -> {loss[-1]:.4g}"
+        row = summary[(summary[RUN_KEYS[:-1]] == pd.Series(where)[RUN_KEYS[:-1]]).all(axis=1)]
+        row = row[row["seed"] == int(where["seed"])].iloc[0]
+        assert row["edge_ratio_median"] == pytest.approx(edge, rel=1e-9)
+        assert row["loss_ratio"] == pytest.approx(loss[-1] / loss[0], rel=1e-9)
+
+
+def test_full_batch_landscape_and_sharpness_use_the_training_subset(quick_run, agg):
+    """A full-batch run's landscape is computed on the samples it descended: its final
+    trajectory loss is the history's final train loss; run.json says what was measured on."""
+    import json
+
+    _, _, summary = agg
+    checked = 0
+    for _, r in summary[summary["full_batch"]].iterrows():
+        tail = "/".join(f"{k}={r[k]}" for k in RUN_KEYS)
+        run_dir = quick_run / "eos" / tail
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["eig_size"] == info["train_size"]
+        assert sum(info["train_class_counts"]) == info["train_size"]
+        assert min(info["train_class_counts"]) > 0
+        hist = pd.read_csv(run_dir / "history.csv")
+        with np.load(run_dir / "landscape.npz") as f:
+            final = float(f["trajectory_loss"][-1])
+        assert final == pytest.approx(float(hist["train_loss"].iloc[-1]), rel=1e-6)
+        checked += 1
+    assert checked

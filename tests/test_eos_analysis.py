@@ -121,6 +121,9 @@ def test_run_summary_by_hand():
     assert s["first_step_above"] == 300
     # late = steps >= 600: 10.5, 10.2, 12.0
     assert s["late_ratio_median"] == pytest.approx(1.05)
+    # edge = the last third of the 7 measurements (ceil(7/3) = 3): 1.05, 1.02, 1.2
+    assert s["edge_ratio_median"] == pytest.approx(1.05)
+    assert s["loss_ratio"] == pytest.approx(0.1)  # train loss 1 -> 0.1
     assert s["final_test_acc"] == pytest.approx(0.8)
     assert not s["diverged"] and s["diverged_step"] == -1
 
@@ -194,7 +197,9 @@ def test_mean_ci_and_median_seed():
     frame = pd.DataFrame({"step": [0, 0, 0, 1, 1], "v": [1.0, 2.0, 3.0, 4.0, np.inf]})
     ci = mean_ci(frame, "v")
     assert ci["mean"].tolist() == [2.0, 4.0]
-    assert ci["hi"].iloc[0] - ci["mean"].iloc[0] == pytest.approx(4.302653 * 1.0 / np.sqrt(3))  # t(0.975, 2)
+    assert ci["hi"].iloc[0] - ci["mean"].iloc[0] == pytest.approx(
+        4.302653 * 1.0 / np.sqrt(3)
+    )  # t(0.975, 2)
     assert ci["hi"].iloc[1] == ci["lo"].iloc[1] == 4.0  # one value: no spread
     s = pd.DataFrame(
         {

@@ -72,7 +72,9 @@ def tiny():
 
 
 def settings(model, optimizer, **over):
-    lr = {"adam": 1e-3, "adamw": 1e-3}.get(optimizer, 0.05) * MODEL_LR_SCALE.get(model, 1.0)
+    lr = {"adam": 1e-3, "adamw": 1e-3, "adam_fb": 1e-3}.get(optimizer, 0.05) * MODEL_LR_SCALE.get(
+        model, 1.0
+    )
     base = dict(
         model=model,
         optimizer=optimizer,
@@ -86,7 +88,8 @@ def settings(model, optimizer, **over):
         gd_train_subset=32,
         eval_every=2,
         eig_every=4,
-        eig_subset=16,
+        # full-batch runs measure on their 32 training samples, minibatch runs on 16
+        eig_subset=None if OPTIMIZERS[optimizer].full_batch else 16,
         eig_k=2,
         n_snapshots=3,
     )
@@ -113,8 +116,8 @@ def test_run_shapes_and_records(tiny, model, optimizer):
     assert (h.eig_matvec[measured] >= min_products).all() and h.eig_matvec[~measured].isna().all()
     assert h.eig_converged[measured].all() and h.eig_converged[~measured].isna().all()
     assert (h.eig_2 <= h.sharpness + 1e-9)[h.sharpness.notna()].all()
-    if spec.preconditioned:  # P_t does not exist before the first step
-        assert np.isnan(h.sharpness[0]) and h.sharpness[h.step.isin([4, 6])].notna().all()
+    if spec.preconditioned:  # the next update's P exists from step 0 on
+        assert h.sharpness[measured].notna().all() and h.sharpness[~measured].isna().all()
     else:
         np.testing.assert_array_equal(h.sharpness, h.sharpness_raw)
     np.testing.assert_allclose(h.threshold, spec.threshold(res.summary["lr"]))
@@ -189,40 +192,59 @@ def dense_hessian(model, loss_fn, x, y):
     return torch.autograd.functional.hessian(loss_of, flat)
 
 
-@pytest.mark.parametrize("optimizer", ["gd", "adam"])
-def test_final_sharpness_matches_dense_hessian(tiny, optimizer):
-    s = settings("mlp", optimizer, eig_k=2, eig_tol=1e-8, eig_max_iter=200)
-    res = train_eos(tiny, s)
-    model = CLASSIFIERS["mlp"](tiny.input_shape, 10, **HYPER["mlp"])
-    model.load_state_dict(res.state_dict)
-    H = dense_hessian(model, mse_loss, tiny.x_train[:16].double(), tiny.y_train[:16])
-    top = torch.linalg.eigvalsh(H).flip(0)[:2].numpy()
-    last = res.history.iloc[-1]
-    assert last.sharpness_raw == pytest.approx(top[0], rel=1e-5)
-    if optimizer == "gd":
-        assert last.eig_2 == pytest.approx(top[1], rel=1e-5)
-        return
-    # Adam: lambda_1(P^-1/2 H P^-1/2) with P = (1 - b1^t)(sqrt(v_hat) + eps) rebuilt by hand from
-    # the moments that an identical Adam run leaves behind
+def twin_run(tiny, optimizer, steps=6):
+    """The run's updates replayed by hand with torch optimizers: same init, same batches."""
     seed_everything(3)
     twin = CLASSIFIERS["mlp"](tiny.input_shape, 10, **HYPER["mlp"])
-    opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
-    gen_order = [
-        torch.randperm(48, generator=torch.Generator().manual_seed(3 * 1_000_003 + e))
-        for e in range(2)
-    ]
-    for step in range(6):
-        idx = gen_order[step // 3][(step % 3) * 16 : (step % 3 + 1) * 16]
+    if optimizer in ("adam", "adam_fb"):
+        opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    else:
+        opt = torch.optim.SGD(
+            twin.parameters(), lr=0.05, momentum=0.9 if optimizer == "gd_momentum" else 0.0
+        )
+
+    def batch(step):
+        if OPTIMIZERS[optimizer].full_batch:
+            return torch.arange(32)
+        order = torch.randperm(
+            48, generator=torch.Generator().manual_seed(3 * 1_000_003 + step // 3)
+        )
+        return order[(step % 3) * 16 : (step % 3 + 1) * 16]
+
+    for step in range(steps):
+        idx = batch(step)
         opt.zero_grad()
         mse_loss(twin(tiny.x_train[idx]), tiny.y_train[idx]).backward()
         opt.step()
+    return twin, opt, batch
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "gd_momentum", "adam", "adam_fb"])
+def test_final_sharpness_matches_dense_hessian(tiny, optimizer):
+    s = settings("mlp", optimizer, eig_k=2, eig_tol=1e-8, eig_max_iter=200)
+    res = train_eos(tiny, s)
+    n_eig = 32 if OPTIMIZERS[optimizer].full_batch else 16  # full batch: its training subset
+    twin, opt, batch = twin_run(tiny, optimizer)
     np.testing.assert_array_equal(flat_params(twin).numpy(), res.snapshots[-1])
+    H = dense_hessian(twin, mse_loss, tiny.x_train[:n_eig].double(), tiny.y_train[:n_eig])
+    top = torch.linalg.eigvalsh(H).flip(0)[:2].numpy()
+    last = res.history.iloc[-1]
+    assert last.sharpness_raw == pytest.approx(top[0], rel=1e-5)
+    if not OPTIMIZERS[optimizer].preconditioned:
+        assert last.eig_2 == pytest.approx(top[1], rel=1e-5)
+        return
+    # Adam: lambda_1(P^-1/2 H P^-1/2) with P the preconditioner of the NEXT update (step 7),
+    # built by hand from the twin's moments and the gradient of the batch that update will see:
+    # v_7 = b2 v_6 + (1 - b2) g_7^2, P = (1 - b1^7)(sqrt(v_7 / (1 - b2^7)) + eps)
+    idx = batch(6)
+    twin.zero_grad()
+    mse_loss(twin(tiny.x_train[idx]), tiny.y_train[idx]).backward()
     P = []
     for p in twin.parameters():
         st = opt.state[p]
-        t = float(st["step"])
-        v_hat = st["exp_avg_sq"] / (1 - 0.999**t)
-        P.append(((1 - 0.9**t) * (v_hat.sqrt() + 1e-8)).reshape(-1))
+        t = float(st["step"]) + 1
+        v_next = 0.999 * st["exp_avg_sq"] + 0.001 * p.grad**2
+        P.append(((1 - 0.9**t) * ((v_next / (1 - 0.999**t)).sqrt() + 1e-8)).reshape(-1))
     d = torch.cat(P).double().rsqrt()
     top_pre = torch.linalg.eigvalsh(d[:, None] * H * d[None, :]).flip(0)[:2].numpy()
     assert last.sharpness == pytest.approx(top_pre[0], rel=1e-5)
@@ -241,6 +263,7 @@ def test_losses_by_hand():
     assert float(ce) == pytest.approx(by_hand, rel=1e-6)
     with pytest.raises(ValueError, match="unknown loss"):
         loss_function("hinge")
+    assert loss_function("mse").separable and loss_function("ce").separable
 
 
 def test_bad_settings_fail_before_training(tiny):

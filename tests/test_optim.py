@@ -75,6 +75,8 @@ REFERENCES = {
     "sgd": ({}, ref_gd, 2 / LR),
     "momentum": ({"beta": 0.5}, ref_momentum, (2 + 2 * 0.5) / LR),
     "adam": ({"beta1": 0.8, "beta2": 0.99}, ref_adam, (2 + 2 * 0.8) / ((1 - 0.8) * LR)),
+    "gd_momentum": ({"beta": 0.5}, ref_momentum, (2 + 2 * 0.5) / LR),
+    "adam_fb": ({"beta1": 0.8, "beta2": 0.99}, ref_adam, (2 + 2 * 0.8) / ((1 - 0.8) * LR)),
     "adamw": (
         {"beta1": 0.8, "beta2": 0.99, "weight_decay": 0.05},
         lambda h: ref_adam(h, decoupled_wd=0.05),
@@ -142,6 +144,10 @@ def test_default_thresholds():
     assert OPTIMIZERS["adamw"].threshold(1e-3) == pytest.approx(38 / 1e-3)
     assert OPTIMIZERS["gd"].full_batch and not OPTIMIZERS["sgd"].full_batch
     assert OPTIMIZERS["adam"].preconditioned and not OPTIMIZERS["momentum"].preconditioned
+    assert OPTIMIZERS["gd_momentum"].full_batch and OPTIMIZERS["adam_fb"].full_batch
+    assert OPTIMIZERS["adam_fb"].preconditioned and not OPTIMIZERS["gd_momentum"].preconditioned
+    assert OPTIMIZERS["gd_momentum"].threshold(0.1) == pytest.approx(3.8 / 0.1)
+    assert OPTIMIZERS["adam_fb"].threshold(1e-3) == pytest.approx(38 / 1e-3)
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))

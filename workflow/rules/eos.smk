@@ -6,6 +6,7 @@ import re
 
 import medmnist
 
+from otgap.losses import LOSSES
 from otgap.models.classifiers import CLASSIFIERS
 from otgap.optim import OPTIMIZERS, format_lr, parse_lr
 
@@ -14,6 +15,23 @@ EOS_MEDMNIST_ROOT = f"{config['data']['root']}/medmnist"
 EOS_TAIL = "dataset={dataset}/model={model}/optimizer={optimizer}/lr={lr}/loss={loss}/seed={seed}"
 EOS_OUTPUTS = ("history.csv", "snapshots.npz", "model.pt", "run.json")
 EOS_MEDMNIST_SIZES = (28, 64, 128, 224)
+
+
+def eos_entry_axes(entry):
+    """Models, losses and seeds one optimizer entry runs with: its own lists where it gives
+    them (e.g. a Langevin entry that runs only the Landau models with the landau loss), the
+    eos-wide ones otherwise."""
+    return {
+        axis: list(entry.get(axis, EOS[axis])) for axis in ("models", "losses", "seeds")
+    }
+
+
+def _eos_union(axis):
+    """Every value of ``axis`` that some entry runs with, eos-wide ones first, in order."""
+    out = list(EOS[axis])
+    for entry in EOS["optimizers"]:
+        out += [v for v in entry.get(axis, []) if v not in out]
+    return out
 
 
 def _eos_check_config():
@@ -41,6 +59,16 @@ def _eos_check_config():
             spec.hyper(**entry.get("hyper", {}))
         except ValueError as exc:
             raise WorkflowError(f"{where}.hyper: {exc}") from None
+        if (
+            spec.full_batch
+            and "eig_subset" in entry
+            and entry["eig_subset"] != EOS["gd_train_subset"]
+        ):
+            raise WorkflowError(
+                f"{where}.eig_subset: {entry['eig_subset']} differs from eos.gd_train_subset "
+                f"({EOS['gd_train_subset']}): the full-batch optimizer '{name}' must be measured "
+                "on the loss it descends; drop eig_subset from this entry"
+            )
         eval_every = entry.get("eval_every", EOS["eval_every"])
         eig_every = entry.get("eig_every", EOS["eig_every"])
         # 'epoch' is resolved in the job (it needs the data set's size); integers are checked here.
@@ -58,10 +86,27 @@ def _eos_check_config():
             raise WorkflowError(
                 f"eos.datasets: '{d}' is neither 'digits' nor a MedMNIST 2D flag"
             )
+    for i, entry in enumerate(EOS["optimizers"]):
+        where = f"eos.optimizers[{i}]"
+        for m in entry.get("models", []):
+            if m not in CLASSIFIERS:
+                raise WorkflowError(
+                    f"{where}.models: unknown model '{m}'; known: {sorted(CLASSIFIERS)}"
+                )
+        for loss in entry.get("losses", []):
+            if loss not in LOSSES:
+                raise WorkflowError(
+                    f"{where}.losses: unknown loss '{loss}'; known: {sorted(LOSSES)}"
+                )
     for m in EOS["models"]:
         if m not in CLASSIFIERS:
             raise WorkflowError(
                 f"eos.models: unknown model '{m}'; known: {sorted(CLASSIFIERS)}"
+            )
+    for loss in EOS["losses"]:
+        if loss not in LOSSES:
+            raise WorkflowError(
+                f"eos.losses: unknown loss '{loss}'; known: {sorted(LOSSES)}"
             )
     for m, hyper in EOS["model_hyper"].items():
         if m not in CLASSIFIERS:
@@ -81,6 +126,8 @@ def _eos_check_config():
 
 
 EOS_OPTIMIZERS = _eos_check_config()
+EOS_MODELS = _eos_union("models")
+EOS_LOSSES = _eos_union("losses")
 
 
 def _alternatives(names):
@@ -89,7 +136,9 @@ def _alternatives(names):
 
 def eos_runs():
     """The grid: datasets x models x losses x seeds x (optimizer, lr) pairs, each optimizer with
-    its own learning rates. lr values are formatted with format_lr, as in the paths."""
+    its own learning rates and (where the entry lists them) its own models, losses and seeds.
+    lr values are formatted with format_lr, as in the paths."""
+    axes = {entry["name"]: eos_entry_axes(entry) for entry in EOS["optimizers"]}
     return [
         {
             "dataset": d,
@@ -100,11 +149,12 @@ def eos_runs():
             "seed": seed,
         }
         for d in EOS["datasets"]
-        for m in EOS["models"]
-        for loss in EOS["losses"]
+        for m in EOS_MODELS
+        for loss in EOS_LOSSES
         for entry in EOS["optimizers"]
+        if m in axes[entry["name"]]["models"] and loss in axes[entry["name"]]["losses"]
         for lr in entry["lrs"]
-        for seed in EOS["seeds"]
+        for seed in axes[entry["name"]]["seeds"]
     ]
 
 
@@ -156,12 +206,22 @@ def eos_settings(wildcards):
         "model_hyper": dict(EOS["model_hyper"].get(wildcards.model, {})),
         "optimizer_hyper": dict(entry.get("hyper", {})),
         "steps": entry.get("steps", 0),
+        "eig_method": EOS["eig_method"],
+        "subset": EOS["subset"],
+        "subset_seed": EOS["subset_seed"],
+        "device": EOS["device"],
+        "deterministic": EOS["deterministic"],
         "epochs": entry.get("epochs", 0),
         "batch_size": entry.get("batch_size", 1),
         "gd_train_subset": EOS["gd_train_subset"],
         "eval_every": entry.get("eval_every", EOS["eval_every"]),
         "eig_every": entry.get("eig_every", EOS["eig_every"]),
-        "eig_subset": entry.get("eig_subset", EOS["eig_subset"]),
+        # full-batch runs measure on their training subset (None); minibatch runs on eig_subset
+        "eig_subset": (
+            None
+            if OPTIMIZERS[wildcards.optimizer].full_batch
+            else entry.get("eig_subset", EOS["eig_subset"])
+        ),
         "eig_k": EOS["eig_k"],
         "eig_tol": EOS["eig_tol"],
         "eig_max_iter": EOS["eig_max_iter"],
@@ -226,10 +286,10 @@ rule eos_train:
         f"{L}/benchmarks/eos/{EOS_TAIL}/train.tsv"
     wildcard_constraints:
         dataset=_alternatives(EOS["datasets"]),
-        model=_alternatives(EOS["models"]),
+        model=_alternatives(EOS_MODELS),
         optimizer=_alternatives(EOS_OPTIMIZERS),
         lr=r"[0-9][0-9.e+-]*",
-        loss="ce|mse|landau",
+        loss=_alternatives(EOS_LOSSES),
         seed=r"\d+",
     threads: threads_for("eos_train")
     resources:

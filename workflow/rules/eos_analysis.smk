@@ -12,10 +12,10 @@ EOS_AGG = f"{R}/aggregate/eos"
 EOS_FIG = f"{R}/figures/eos"
 EOS_WILDCARDS = {
     "dataset": _alternatives(EOS["datasets"]),
-    "model": _alternatives(EOS["models"]),
+    "model": _alternatives(EOS_MODELS),
     "optimizer": _alternatives(EOS_OPTIMIZERS),
     "lr": r"[0-9][0-9.e+-]*",
-    "loss": "ce|mse|landau",
+    "loss": _alternatives(EOS_LOSSES),
     "seed": r"\d+",
 }
 EOS_CONFIG_KEYS = ("dataset", "model", "optimizer", "lr", "loss")
@@ -127,6 +127,7 @@ rule eos_landscape:
         **res("eos_analysis"),
     params:
         landscape=EOS["landscape"],
+        device=EOS["device"],
     script:
         "../../scripts/eos_landscape.py"
 
@@ -151,6 +152,7 @@ rule eos_spectrum:
         **res("eos_analysis"),
     params:
         spectrum=EOS["spectrum"],
+        device=EOS["device"],
     script:
         "../../scripts/eos_spectrum.py"
 

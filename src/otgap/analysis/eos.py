@@ -29,6 +29,9 @@ RUN_KEYS = ("dataset", "model", "optimizer", "lr", "loss", "seed")
 CONFIG_KEYS = ("dataset", "model", "optimizer", "lr", "loss")
 # Fraction of the steps, counted from the end, that "late training" means in summaries.
 LATE_FRACTION = 0.25
+# Share of the sharpness measurements, counted from the last, over which the "at the edge" ratio
+# is a median (Cohen et al.'s hovering: sharpness/threshold stays near 1 once reached).
+EDGE_FRACTION = 1 / 3
 
 
 @dataclass
@@ -93,6 +96,37 @@ def rebuild_run(history: str | Path, snapshots: str | Path, run_json: str | Path
     return run, data, build_model(run.settings, data.input_shape, data.n_classes)
 
 
+def _run_subsets(run: EosRun, data):
+    from otgap.train.eos import EosSettings, run_subsets
+
+    settings = EosSettings.from_params(run.settings)
+    return run_subsets(data.y_train, data.n_classes, settings, bool(run.info.get("full_batch")))
+
+
+def landscape_samples(run: EosRun, data, n_samples: int) -> torch.Tensor:
+    """Training-part indices a run's landscape is computed on: a full-batch run's training
+    subset (the loss it descended), else ``n_samples`` chosen as the run chose its subsets."""
+    from otgap.train.subsets import subset_indices
+
+    if run.info.get("full_batch"):
+        return _run_subsets(run, data)[0]
+    s = run.settings
+    n = min(int(n_samples), len(data.y_train))
+    return subset_indices(
+        data.y_train,
+        n,
+        mode=s.get("subset", "first"),
+        seed=int(s.get("subset_seed", 0)),
+        n_classes=data.n_classes,
+        what="landscape.n_samples",
+    )
+
+
+def sharpness_samples(run: EosRun, data) -> torch.Tensor:
+    """Training-part indices the run measured its sharpness on (its eig subset)."""
+    return _run_subsets(run, data)[1]
+
+
 def run_loss(settings: Mapping[str, Any]):
     from otgap.train.eos import loss_function
 
@@ -107,7 +141,7 @@ def set_flat_parameters(model: nn.Module, vector: np.ndarray | torch.Tensor) -> 
     if v.numel() != n:
         raise ValueError(f"snapshot has {v.numel()} entries but the model has {n} parameters")
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(v.to(params[0].dtype), params)
+        torch.nn.utils.vector_to_parameters(v.to(params[0].device, params[0].dtype), params)
 
 
 def spectrum_snapshot_indices(steps: np.ndarray, snapshots: np.ndarray) -> list[int]:
@@ -231,6 +265,8 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
     ratio = measured["ratio"]
     total = int(info.get("steps", t["step"].max()))
     late = measured[measured["step"] >= (1 - LATE_FRACTION) * total]
+    edge = ratio.iloc[len(ratio) - max(math.ceil(EDGE_FRACTION * len(ratio)), 1) :]
+    losses = t["train_loss"].dropna()
     diverged_step = info.get("diverged_step")
     return {
         **keys,
@@ -245,6 +281,10 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
         "max_ratio": float(ratio.max()) if len(ratio) else math.nan,
         "final_ratio": _last_finite(ratio),
         "late_ratio_median": float(late["ratio"].median()) if len(late) else math.nan,
+        "edge_ratio_median": float(edge.median()) if len(ratio) else math.nan,
+        "loss_ratio": _last_finite(losses) / float(losses.iloc[0])
+        if len(losses) and float(losses.iloc[0]) != 0
+        else math.nan,
         "frac_above": float((ratio > 1).mean()) if len(ratio) else math.nan,
         "first_step_above": int(measured.loc[ratio > 1, "step"].iloc[0])
         if bool((ratio > 1).any())
@@ -263,6 +303,7 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
 def config_statistics(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds per configuration, and the number diverged."""
     metrics = ["final_test_acc", "max_ratio", "final_ratio", "frac_above"]
+    metrics += [m for m in ("edge_ratio_median", "loss_ratio") if m in summary]
     grouped = summary.groupby(list(CONFIG_KEYS), sort=True)
     mean = grouped[metrics].mean().add_suffix("_mean")
     std = grouped[metrics].std(ddof=1).add_suffix("_std")

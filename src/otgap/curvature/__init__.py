@@ -33,7 +33,9 @@ chunk_size=None, method="auto", seed=0, reduce=True)`` -> :class:`TraceEstimate`
 chunk_size=None, method="auto", seed=0, reduce=True)`` -> :class:`SpectralDensity` (nodes,
 weights summing to 1; ``.histogram(edges)``, ``.on_grid(grid, sigma)``). Both use the exact
 input-layer reduction where it applies (``reduce=False`` switches it off).
-``adam_preconditioner(optimizer, params=None)`` -> list of diagonal tensors ``P_t``.
+``adam_next_preconditioner(optimizer, params, next_grads)`` -> list of diagonal tensors
+``P_{t+1}``, the preconditioner of the next update (what the EoS stage compares with 38/lr);
+``adam_preconditioner(optimizer, params=None)`` -> ``P_t`` of the last update.
 ``stability_threshold(optimizer_or_name, lr=None, **hyper)``: 2/lr, (2+2b)/lr, 38/lr, ...
 
 Building blocks: :class:`HessianOperator` (``hvp``; ``reduce=True`` for the input-layer
@@ -59,6 +61,7 @@ from .hvp import DEFAULT_CHUNKED_METHOD, DEFAULT_METHOD, HessianOperator, HVPMet
 from .lanczos import EigResult, flush_tiny_, lanczos_topk
 from .power import power_iteration
 from .precond import (
+    adam_next_preconditioner,
     adam_preconditioner,
     adam_threshold,
     flatten_preconditioner,
@@ -79,6 +82,7 @@ __all__ = [
     "HessianOperator",
     "SpectralDensity",
     "TraceEstimate",
+    "adam_next_preconditioner",
     "adam_preconditioner",
     "adam_threshold",
     "gd_threshold",
@@ -173,8 +177,15 @@ def hessian_eigenpairs(
     seed: int = 0,
     return_vectors: bool = True,
     reduce: bool = True,
+    solver: str = "lanczos",
 ) -> EigResult:
     """Top-k algebraic eigenpairs with diagnostics; see :func:`sharpness` for the arguments.
+
+    ``solver="power"`` runs deflated power iteration instead of Lanczos (the original code's
+    method: ``max_iter`` products per eigenpair at most, stopping when the Rayleigh quotient
+    changes by less than ``tol`` relative; ``v0`` starts it, unblended), with the top *algebraic*
+    eigenvalue (a negative dominant one is shifted away). Lanczos is the default: to the same
+    error it needs far fewer products (``benchmarks/curvature.py``).
 
     ``reduce`` allows the exact input-layer reduction (:mod:`otgap.curvature.reduce`; used
     without a preconditioner, for graph-reuse products on an unchunked batch, when the batch has
@@ -188,6 +199,8 @@ def hessian_eigenpairs(
         raise ValueError(f"tol must be positive, got {tol!r}")
     if not isinstance(max_iter, int) or max_iter < k:
         raise ValueError(f"max_iter={max_iter!r} must be an int >= k={k}")
+    if solver not in ("lanczos", "power"):
+        raise ValueError(f"solver must be 'lanczos' or 'power', got {solver!r}")
     op = HessianOperator(
         model,
         loss_fn,
@@ -212,23 +225,45 @@ def hessian_eigenpairs(
             if not float(start.norm()) > 0.0:  # v0 lies in the null space of the reduction
                 start = None
         matvec = op.matvec if diag is None else preconditioned_matvec(op.matvec, diag)
-        result = lanczos_topk(
-            matvec,
-            op.n,
-            k,
-            tol=tol,
-            max_iter=max_iter,
-            v0=start,
-            dtype=op.dtype,
-            device=op.device,
-            generator=generator,
-            return_vectors=return_vectors,
-        )
+        if solver == "power":
+            result = power_iteration(
+                matvec,
+                op.n,
+                k,
+                tol=tol,
+                max_iter=max_iter,
+                v0=start,
+                dtype=op.dtype,
+                device=op.device,
+                generator=generator,
+                algebraic=True,
+            )
+            if not return_vectors:
+                result = EigResult(
+                    values=result.values,
+                    vectors=None,
+                    residuals=result.residuals,
+                    n_matvec=result.n_matvec,
+                    converged=result.converged,
+                )
+        else:
+            result = lanczos_topk(
+                matvec,
+                op.n,
+                k,
+                tol=tol,
+                max_iter=max_iter,
+                v0=start,
+                dtype=op.dtype,
+                device=op.device,
+                generator=generator,
+                return_vectors=return_vectors,
+            )
     if red is not None:
         result = _expand(result, red, k, generator)
     if not result.converged:
         warnings.warn(
-            f"Lanczos did not reach tol={tol:g} in {result.n_matvec} iterations "
+            f"{solver} did not reach tol={tol:g} in {result.n_matvec} iterations "
             f"(residual bounds {result.residuals.tolist()})",
             CurvatureConvergenceWarning,
             stacklevel=2,

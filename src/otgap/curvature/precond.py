@@ -27,24 +27,81 @@ from torch import Tensor
 from .lanczos import MatVec
 
 
-def adam_preconditioner(
-    optimizer: torch.optim.Optimizer, params: Iterable[Tensor] | None = None
-) -> list[Tensor]:
-    """Diagonal of ``P_t`` for every parameter of an Adam/AdamW optimizer (detached copies).
-
-    ``params`` fixes the order (pass ``model.parameters()`` to match :func:`sharpness`; entries
-    with ``requires_grad=False`` are skipped); by default the optimizer's param-group order.
-    Raises ``ValueError`` for a parameter the optimizer has not stepped yet.
-    """
+def _adam_groups(optimizer: torch.optim.Optimizer, params: Iterable[Tensor] | None):
     group_of = {}
     for group in optimizer.param_groups:
         for p in group["params"]:
             group_of[p] = group
     wanted = list(group_of) if params is None else [p for p in params if p.requires_grad]
-    out = []
     for i, p in enumerate(wanted):
         if p not in group_of:
             raise ValueError(f"parameter {i} (shape {tuple(p.shape)}) is not in the optimizer")
+    return wanted, group_of
+
+
+def adam_next_preconditioner(
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[Tensor],
+    next_grads: Sequence[Tensor],
+) -> list[Tensor]:
+    """Diagonal of ``P_{t+1}``, the preconditioner of the update the optimizer takes *next*.
+
+    After ``t`` steps the parameters are ``theta_t`` while ``v_t`` holds squared gradients up to
+    ``theta_{t-1}``: the ``P_t`` built from it is the one the *last* update applied. Cohen et al.
+    2022 compare ``H(theta_t)`` with the preconditioner that acts on it, the one of the next step:
+    ``v_{t+1} = beta2 v_t + (1 - beta2) g_{t+1}^2`` with ``g_{t+1}`` the gradient that step sees
+    (``next_grads``: the next batch's gradient at ``theta_t``, before weight decay), and
+    ``P_{t+1} = (1 - beta1^{t+1}) (sqrt(v_{t+1} / (1 - beta2^{t+1})) + eps)``. Coupled weight
+    decay (``torch.optim.Adam``'s ``weight_decay``) is added to the gradient as torch does;
+    decoupled decay (AdamW) does not enter ``v``; ``amsgrad`` takes the running maximum. Defined
+    before the first step too (``t = 0``: ``P_1 = (1 - beta1)(|g_1| + eps)``). The optimizer's
+    state is not changed.
+    """
+    wanted, group_of = _adam_groups(optimizer, params)
+    grads = list(next_grads)
+    if len(grads) != len(wanted):
+        raise ValueError(
+            f"next_grads has {len(grads)} tensors, expected {len(wanted)} (one per parameter)"
+        )
+    out = []
+    for i, (p, g) in enumerate(zip(wanted, grads, strict=True)):
+        if tuple(g.shape) != tuple(p.shape):
+            raise ValueError(
+                f"next_grads[{i}] has shape {tuple(g.shape)}, expected {tuple(p.shape)}"
+            )
+        group, state = group_of[p], optimizer.state.get(p, {})
+        beta1, beta2 = group["betas"]
+        g = g.detach()
+        if group.get("maximize", False):
+            g = -g
+        decoupled = group.get("decoupled_weight_decay", isinstance(optimizer, torch.optim.AdamW))
+        if group["weight_decay"] and not decoupled:
+            g = g + group["weight_decay"] * p.detach()
+        step = float(state["step"]) + 1.0 if "step" in state else 1.0
+        v = state["exp_avg_sq"].detach() if "exp_avg_sq" in state else torch.zeros_like(g)
+        v_next = beta2 * v + (1.0 - beta2) * g * g
+        if group.get("amsgrad", False) and "max_exp_avg_sq" in state:
+            v_next = torch.maximum(state["max_exp_avg_sq"].detach(), v_next)
+        v_hat = v_next / (1.0 - beta2**step)
+        out.append((1.0 - beta1**step) * (v_hat.sqrt() + group["eps"]))
+    return out
+
+
+def adam_preconditioner(
+    optimizer: torch.optim.Optimizer, params: Iterable[Tensor] | None = None
+) -> list[Tensor]:
+    """Diagonal of ``P_t``, the preconditioner the *last* update applied (detached copies).
+
+    The Edge-of-Stability stage compares sharpness with the next update's preconditioner,
+    :func:`adam_next_preconditioner`; this one is kept for analyses of the step just taken.
+
+    ``params`` fixes the order (pass ``model.parameters()`` to match :func:`sharpness`; entries
+    with ``requires_grad=False`` are skipped); by default the optimizer's param-group order.
+    Raises ``ValueError`` for a parameter the optimizer has not stepped yet.
+    """
+    wanted, group_of = _adam_groups(optimizer, params)
+    out = []
+    for i, p in enumerate(wanted):
         group, state = group_of[p], optimizer.state.get(p, {})
         if "exp_avg_sq" not in state:
             raise ValueError(

@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from otgap.losses.base import Loss
+
 #: the seed's setting (REFERENCES.md section 8, seed 002's table)
 SEED_ALPHA = 0.0095
 SEED_GAMMA = 6.5
@@ -280,3 +282,13 @@ def allen_cahn_step(
             f"allen_cahn_step: dt must be in (0, 1/3] (explicit Euler's stability limit), got {dt}"
         )
     return beta + dt * (periodic_laplacian(beta) + beta - beta**3 + force)
+
+
+
+def _eos_landau_loss(phi: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return landau_loss(phi, target)
+
+
+#: ``eos.losses: [landau]`` (registered in ``otgap.losses``) with the seeds' alpha and gamma; it
+#: couples the samples of a batch, so the EoS stage never evaluates it on chunks of samples.
+LANDAU_LOSS = Loss("landau", _eos_landau_loss, separable=False)

@@ -18,6 +18,8 @@ OPTIMIZERS = Registry(
         "langevin": "otgap.optim.langevin:LangevinSpec",
         "biostatis": "otgap.optim.biostatis:Biostatis",
         "biostatis_dynamo": "otgap.optim.biostatis:BiostatisDynamo",
+        "gd_momentum": "otgap.optim.standard:GDMomentum",
+        "adam_fb": "otgap.optim.standard:AdamFullBatch",
     },
 )
 

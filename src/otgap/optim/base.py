@@ -52,6 +52,16 @@ class OptimizerSpec:
         return math.nan
 
     @classmethod
-    def preconditioner(cls, optimizer: torch.optim.Optimizer) -> list[torch.Tensor] | None:
-        """Diagonal preconditioner P (one tensor per parameter), None when there is none yet."""
+    def preconditioner(
+        cls,
+        optimizer: torch.optim.Optimizer,
+        params: list[torch.Tensor],
+        next_grads: list[torch.Tensor],
+    ) -> list[torch.Tensor] | None:
+        """Diagonal preconditioner P (one tensor per entry of ``params``) of the *next* update.
+
+        ``next_grads`` are the gradients that update will see (the next batch's, at the current
+        parameters), so P is the one that multiplies the step taken from here, as in Cohen et al.
+        2022. None when the optimizer has no preconditioner.
+        """
         return None

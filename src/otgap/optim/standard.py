@@ -60,6 +60,13 @@ class Momentum(OptimizerSpec):
         return (2.0 + 2.0 * beta) / lr
 
 
+class GDMomentum(Momentum):
+    """Full-batch heavy-ball gradient descent on the fixed training subset (Cohen et al. 2021's
+    momentum runs): stable on a quadratic while sharpness < (2 + 2 beta)/lr."""
+
+    full_batch = True
+
+
 class Adam(OptimizerSpec):
     """Adam; its sharpness is preconditioned by P_t before comparison with the threshold."""
 
@@ -86,12 +93,16 @@ class Adam(OptimizerSpec):
         return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)
 
     @classmethod
-    def preconditioner(cls, optimizer: torch.optim.Optimizer) -> list[torch.Tensor] | None:
-        if not optimizer.state:  # no step taken yet: P_t is undefined
-            return None
-        from otgap.curvature import adam_preconditioner
+    def preconditioner(
+        cls,
+        optimizer: torch.optim.Optimizer,
+        params: list[torch.Tensor],
+        next_grads: list[torch.Tensor],
+    ) -> list[torch.Tensor] | None:
+        """P of the next update, from the gradients that update will use (see the base class)."""
+        from otgap.curvature import adam_next_preconditioner
 
-        return adam_preconditioner(optimizer)
+        return adam_next_preconditioner(optimizer, params, next_grads)
 
 
 class AdamW(Adam):
@@ -99,3 +110,10 @@ class AdamW(Adam):
 
     defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
     _torch_class = torch.optim.AdamW
+
+
+class AdamFullBatch(Adam):
+    """Full-batch Adam on the fixed training subset (Cohen et al. 2022): its preconditioned
+    sharpness hovers at (2 + 2 beta1)/((1 - beta1) lr) = 38/lr."""
+
+    full_batch = True

@@ -21,13 +21,17 @@ HEADER = (
     r"max $\lambda_1/\mathrm{thr}$",
     r"final $\lambda_1/\mathrm{thr}$",
     r"Above thr.\ (\%)",
+    r"edge $\lambda_1/\mathrm{thr}$",
+    r"$L_T/L_0$",
     "Diverged",
 )
 NOTES = (
     "mean \\pm std over the seeds that did not diverge; lambda_1/thr = sharpness over the",
     "optimizer's stability threshold",
     "(2/lr for GD/SGD, (2+2 beta)/lr with momentum, the preconditioned one for Adam/AdamW);",
-    "above thr. = share of the sharpness measurements above it. Rule eos_table made this.",
+    "above thr. = share of the sharpness measurements above it; edge = median of lambda_1/thr",
+    "over the last third of the measurements; L_T/L_0 = final over initial training loss.",
+    "Rule eos_table made this.",
 )
 
 
@@ -53,7 +57,7 @@ def _config_row(runs: pd.DataFrame) -> list[str]:
     finished = runs[~runs["diverged"]]
     if finished.empty:
         cell = f"diverged{steps}"
-        return [*head, cell, cell, cell, cell, diverged_cell]
+        return [*head, cell, cell, cell, cell, cell, cell, diverged_cell]
     r = config_statistics(finished).iloc[0]
     return [
         *head,
@@ -61,6 +65,8 @@ def _config_row(runs: pd.DataFrame) -> list[str]:
         mean_std(r["max_ratio_mean"], r["max_ratio_std"], 2),
         mean_std(r["final_ratio_mean"], r["final_ratio_std"], 2),
         mean_std(100 * r["frac_above_mean"], 100 * r["frac_above_std"], 0),
+        mean_std(r.get("edge_ratio_median_mean"), r.get("edge_ratio_median_std"), 2),
+        mean_std(r.get("loss_ratio_mean"), r.get("loss_ratio_std"), 3),
         diverged_cell,
     ]
 
@@ -71,4 +77,4 @@ def summary_table(summary: pd.DataFrame) -> str:
     for (dataset, model, loss), group in summary.groupby(["dataset", "model", "loss"], sort=True):
         rows = [_config_row(runs) for _, runs in group.groupby(["optimizer", "lr"], sort=True)]
         sections.append((f"{dataset}, {model}, {loss} loss", rows))
-    return booktabs_table(HEADER, sections, align="llrrrrrr", notes=NOTES)
+    return booktabs_table(HEADER, sections, align="llrrrrrrrr", notes=NOTES)
