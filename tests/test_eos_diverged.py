@@ -49,15 +49,15 @@ def test_table_leaves_diverged_seeds_out_of_the_statistics():
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
     assert cells[3] == "$70.0$"  # seed 1 only, not the mean with seed 0's step-0 accuracy (40.0)
     assert cells[4] == "$1.50$"  # not 280
-    assert cells[7] == "1/2 (at step 37)"
+    assert cells[-1] == "1/2 (at step 37)"
     sgd = [c.strip() for c in row_of(tex, "sgd", 0.1).rstrip("\\ ").split("&")]
-    assert sgd[3] == f"${85.0:.1f} \\pm {np.std([90.0, 80.0], ddof=1):.1f}$" and sgd[7] == "0/2"
+    assert sgd[3] == f"${85.0:.1f} \\pm {np.std([90.0, 80.0], ddof=1):.1f}$" and sgd[-1] == "0/2"
 
 
 def test_table_says_diverged_where_every_seed_diverged():
     cells = [c.strip() for c in row_of(summary_table(SUMMARY), "gd", 2.0).rstrip("\\ ").split("&")]
-    assert cells[3:7] == ["diverged at step 3, 5"] * 4
-    assert cells[7] == "2/2 (at step 3, 5)"
+    assert cells[3:-1] == ["diverged at step 3, 5"] * 6
+    assert cells[-1] == "2/2 (at step 3, 5)"
 
 
 def trajectories():

@@ -151,7 +151,7 @@ def test_eos_checkpoint_size_stays_constant_over_a_run(tmp_path):
     s = EosSettings(
         model="mlp", optimizer="sgd", lr=0.05, loss="mse", seed=0,
         model_hyper={"hidden": [32]}, epochs=8, batch_size=32, eval_every=12, eig_every=0,
-        n_snapshots=25, checkpoint_every=1,
+        n_snapshots=25, checkpoint_every=1, eig_subset=16,
     )  # fmt: skip
     ckpt = tmp_path / "ckpt"
     sizes = []
@@ -239,7 +239,7 @@ def test_model_files_are_byte_identical_across_identical_runs(tmp_path):
                               full.y_test[:8], 10)  # fmt: skip
     s = EosSettings(model="mlp", optimizer="sgd", lr=0.05, loss="mse", seed=1,
                     model_hyper={"hidden": [8]}, epochs=1, batch_size=16, eval_every=1,
-                    eig_every=0, n_snapshots=2)  # fmt: skip
+                    eig_every=0, n_snapshots=2, eig_subset=16)  # fmt: skip
     for run in ("a", "b"):
         res = train_eos(data, s)
         out = tmp_path / run

@@ -136,7 +136,7 @@ def test_eos_run_records_training_time_and_optimizer_bytes(optimizer, copies, sc
     s = EosSettings(
         model="mlp", optimizer=optimizer, lr=1e-3, loss="ce", seed=0,
         model_hyper={"hidden": [5]}, epochs=1, batch_size=16, eval_every=2, eig_every=0,
-        n_snapshots=2,
+        n_snapshots=2, eig_subset=16,
     )  # fmt: skip
     res = train_eos(data, s)
     n_params = 16 * 5 + 5 + 5 * 3 + 3
