@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -160,8 +161,15 @@ def test_plan_of_finished_quick_run_sums_its_benchmark_files(quick_run):
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("OTGAP_TEST_CALIBRATION") != "1",
+    reason="runs the quick DAG twice more (minutes); set OTGAP_TEST_CALIBRATION=1",
+)
 def test_calibration_alone_is_within_factor_two_of_measured_job_times(quick_run, tmp_path):
-    """Hide the quick run's benchmark files: calibrate, plan, compare with what the run measured."""
+    """Hide the quick run's benchmark files: calibrate, plan, compare with what the run measured.
+
+    Wall times depend on what else runs: compare on a machine as loaded as during the quick run.
+    """
     copy = tmp_path / "repo"
     copy.mkdir()
     for name in ("workflow", "scripts", "src", "config", "profiles"):
