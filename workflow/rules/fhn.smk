@@ -33,6 +33,14 @@ def _fhn_check_config():
         raise WorkflowError(
             f"fhn.analysis.reference: '{FHN_ANALYSIS['reference']}' is not in fhn.models {FHN['models']}"
         )
+    for name, over in FHN_TRAIN.get("overrides", {}).items():
+        allowed = {"epochs", "batch_size", "lr", "patience", "eval_every", "plateau_patience",
+                   "plateau_factor", "grad_clip", "objective", "horizon_ramp_epochs", "keep"}
+        unknown = sorted(set(over) - allowed)
+        if unknown:
+            raise WorkflowError(
+                f"fhn.train.overrides.{name}: unknown key(s) {unknown}; known: {sorted(allowed)}"
+            )
     kw = FHN_TRAIN["model_kwargs"]
     for key in ("n_sub", "max_step", "solver"):
         if kw.get("neural_ode", {}).get(key) != kw.get("neural_ode_oracle", {}).get(key):
@@ -132,6 +140,7 @@ def fhn_train_settings(wildcards):
         "horizon_ramp_epochs": FHN_TRAIN["horizon_ramp_epochs"],
         "patience": FHN_TRAIN["patience"],
         "keep": FHN_TRAIN["keep"],
+        **dict(FHN_TRAIN.get("overrides", {}).get(wildcards.model, {})),
     }
 
 
@@ -155,6 +164,18 @@ def fhn_focus_condition(system):
     conds = fhn_system_conditions(system)
     focus = FHN_ANALYSIS["focus_condition"]
     return focus if focus in conds else conds[0]
+
+
+def fhn_unfair_systems():
+    """Forced systems whose models do not see the drive's phase (phase_aware off): an autonomous
+    field cannot represent them, so they stay out of the table."""
+    if FHN_TRAIN["phase_aware"]:
+        return []
+    return [
+        s
+        for s in FHN["systems"]
+        if system_params(s, FHN.get("system_params", {}).get(s, {}))["amp"] != 0.0
+    ]
 
 
 def fhn_figure_specs():
@@ -324,6 +345,6 @@ rule fhn_table:
         models=list(FHN["models"]),
         conditions=list(FHN_CONDITIONS),
         reference=FHN_ANALYSIS["reference"],
-        phase_aware=FHN_TRAIN["phase_aware"],
+        exclude_systems=fhn_unfair_systems(),
     script:
         "../../scripts/fhn_table.py"

@@ -7,8 +7,8 @@ system/condition/metric, Wilcoxon where n allows; no p-value from fewer than 3 s
 reference's own rows carry NaN there.
 
 Errors (``LOG_METRICS``: RMSEs, MAEs, distances, period errors) are positive and skewed, so their
-paired tests run on log values (``mean_diff`` is then the mean log ratio and ``ratio`` its
-exponential, model over reference), and their intervals are t-intervals of the log values
+paired tests run on log values (``mean_diff``, reference minus model, is then a mean log ratio
+and ``ratio`` = exp(-mean_diff) the geometric-mean ratio model / reference), and their intervals are t-intervals of the log values
 back-transformed around the geometric mean (``gmean``, ``gci_low``, ``gci_high``). Times (vpt,
 time_in_band) are tested on their own scale.
 """
@@ -82,7 +82,8 @@ def statistics(
         logged, reference=reference, metrics=tested, group_cols=("system", "condition"), alpha=alpha
     ).drop(columns=["reference", "n"])
     tests["scale"] = np.where(tests["metric"].isin(LOG_METRICS), "log", "linear")
-    tests["ratio"] = np.where(tests["scale"] == "log", np.exp(tests["mean_diff"]), np.nan)
+    # mean_diff is reference minus model (of logs for errors): ratio = model / reference
+    tests["ratio"] = np.where(tests["scale"] == "log", np.exp(-tests["mean_diff"]), np.nan)
     out = summary.merge(tests, on=[*groups, "metric"], how="left")
     out["significant"] = out["significant"].fillna(False).astype(bool)
     out["note"] = out["note"].fillna("")
