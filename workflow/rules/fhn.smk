@@ -34,8 +34,19 @@ def _fhn_check_config():
             f"fhn.analysis.reference: '{FHN_ANALYSIS['reference']}' is not in fhn.models {FHN['models']}"
         )
     for name, over in FHN_TRAIN.get("overrides", {}).items():
-        allowed = {"epochs", "batch_size", "lr", "patience", "eval_every", "plateau_patience",
-                   "plateau_factor", "grad_clip", "objective", "horizon_ramp_epochs", "keep"}
+        allowed = {
+            "epochs",
+            "batch_size",
+            "lr",
+            "patience",
+            "eval_every",
+            "plateau_patience",
+            "plateau_factor",
+            "grad_clip",
+            "objective",
+            "horizon_ramp_epochs",
+            "keep",
+        }
         unknown = sorted(set(over) - allowed)
         if unknown:
             raise WorkflowError(
@@ -43,7 +54,9 @@ def _fhn_check_config():
             )
     kw = FHN_TRAIN["model_kwargs"]
     for key in ("n_sub", "max_step", "solver"):
-        if kw.get("neural_ode", {}).get(key) != kw.get("neural_ode_oracle", {}).get(key):
+        if kw.get("neural_ode", {}).get(key) != kw.get("neural_ode_oracle", {}).get(
+            key
+        ):
             raise WorkflowError(
                 f"fhn.train.model_kwargs: neural_ode and neural_ode_oracle must integrate alike; "
                 f"{key} differs ({kw.get('neural_ode', {}).get(key)} vs "
@@ -92,7 +105,9 @@ def fhn_seed_files(name):
 
 
 def fhn_seed_datasets(wildcards):
-    return [fhn_dataset_path(wildcards.system, wildcards.condition, s) for s in FHN["seeds"]]
+    return [
+        fhn_dataset_path(wildcards.system, wildcards.condition, s) for s in FHN["seeds"]
+    ]
 
 
 def fhn_model_kwargs(wildcards):
@@ -185,7 +200,9 @@ def fhn_figure_specs():
         {
             "system": s,
             "focus_condition": fhn_focus_condition(s),
-            "regular_condition": regular if regular in fhn_system_conditions(s) else None,
+            "regular_condition": (
+                regular if regular in fhn_system_conditions(s) else None
+            ),
             "models": list(FHN["models"]),
             "conditions": fhn_system_conditions(s),
             "seeds": list(FHN["seeds"]),
