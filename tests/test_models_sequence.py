@@ -471,3 +471,12 @@ def test_torchdiffeq_solver_agrees_with_the_rk4_loop():
         torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="torchdiffeq method"):
         build_sequence_model("neural_ode", hidden=4, solver="nope")
+    # ODE-RNN's hidden evolution through odeint agrees with its fine RK4 loop likewise
+    fine = ODERNN(hidden=6, method="rk4", n_sub=64).double()
+    dp = ODERNN(hidden=6, method="dopri5", rtol=1e-10, atol=1e-11).double()
+    dp.load_state_dict(fine.state_dict())
+    h0 = torch.randn(3, 6, dtype=torch.float64)
+    gaps = torch.tensor([0.2, 0.7, 1.3], dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(dp.evolve(h0, gaps), fine.evolve(h0, gaps), rtol=1e-8,
+                                   atol=1e-9)

@@ -3,7 +3,8 @@
 Between ``t_{i-1}`` and ``t_i`` the hidden state evolves under a small learned field
 (Linear-Tanh-Linear) over each sample's OWN gap ``t_i - t_{i-1}`` (fixed substeps of per-sample
 length, so mixed gaps in a batch need no loop over samples; the reference implementation pairs
-steps with the wrong gap, which this avoids). The prediction at ``t_i`` decodes the evolved state
+steps with the wrong gap, which this avoids). ``method`` other than "euler"/"rk4" runs that
+torchdiffeq method through ``odeint`` with time rescaling (dh/ds = gap * f(h), s in [0, 1]). The prediction at ``t_i`` decodes the evolved state
 as a change from the last consumed value: ``y_hat_i = x_last + W h(t_i)``. Where ``t_i`` is
 observed a GRU cell updates the hidden state with the observation; inside the context window
 where it is not, the update is masked out and the state simply keeps evolving (Rubanova's masked
@@ -33,19 +34,28 @@ class ODERNN(SequenceModel):
         field_hidden: int | None = None,
         method: str = "rk4",
         n_sub: int = 1,
+        rtol: float = 1e-5,
+        atol: float = 1e-6,
         feedback: str = "forecast",
         drive_omega: float = 0.0,
         state_dim: int = 2,
     ) -> None:
         super().__init__(state_dim, drive_omega)
         if method not in ("euler", "rk4"):
-            raise ValueError(f"method must be 'euler' or 'rk4', got '{method}'")
+            from torchdiffeq._impl.odeint import SOLVERS
+
+            if method not in SOLVERS:
+                raise ValueError(
+                    f"method must be 'euler', 'rk4' (fixed-step loops) or a torchdiffeq method "
+                    f"{sorted(SOLVERS)}, got '{method}'"
+                )
         if n_sub < 1:
             raise ValueError(f"n_sub must be >= 1, got {n_sub}")
         self.hidden = hidden
         self.method = method
         self.n_sub = n_sub
         self.feedback = check_feedback(feedback)
+        self.rtol, self.atol = float(rtol), float(atol)
         fh = field_hidden or hidden
         self.field = nn.Sequential(nn.Linear(hidden, fh), nn.Tanh(), nn.Linear(fh, hidden))
         self.gru = nn.GRUCell(state_dim + self.n_drive, hidden)
@@ -53,6 +63,13 @@ class ODERNN(SequenceModel):
 
     def evolve(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
         """Integrate the hidden state over per-sample times ``gap`` (B,)."""
+        if self.method not in ("euler", "rk4"):
+            from torchdiffeq import odeint
+
+            g = gap.unsqueeze(-1)
+            grid = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
+            return odeint(lambda s, z: g * self.field(z), h, grid, method=self.method,
+                          rtol=self.rtol, atol=self.atol)[-1]
         step = (gap / self.n_sub).unsqueeze(-1)
         f = self.field
         for _ in range(self.n_sub):
