@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_training_stopped_on_validation_loss_with_best_weights(quick_run, fhn_cf
     """Every trained model stopped before its epoch bound or at it, and kept its best weights
     (the run records the best epoch at or before the stopping epoch)."""
     for path in (quick_run / "fhn").rglob("run.json"):
-        run = yaml.safe_load(path.read_text())
+        run = json.loads(path.read_text())
         if run["baseline"]:
             continue
         assert run["keep"] == "best" and run["objective"] == "multi_step"
