@@ -77,3 +77,14 @@ def test_saturation_rmse_matches_independent_points():
     assert saturation_rmse(np.array([1.3, 0.4])) == pytest.approx(
         math.sqrt(np.mean((a - b) ** 2)), rel=1e-2
     )
+
+
+def test_rollout_period_error_skips_one_reference_period():
+    from otgap.metrics.forecast import period_error
+
+    t = np.linspace(0.0, 30.0, 3001)[None]
+    y = np.stack([np.sin(2 * math.pi * t / 8.0), np.zeros_like(t)], axis=-1)
+    # crossings at 8, 16, 24 (0 lies inside the skipped first period): period 8 vs reference 10
+    assert period_error(t, y, 0.0, 0.2, 10.0)[0] == pytest.approx(0.2, rel=1e-4)
+    still = np.zeros_like(y)
+    assert math.isnan(period_error(t, still, 0.0, 0.2, 10.0)[0])

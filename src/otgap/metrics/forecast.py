@@ -11,9 +11,10 @@ The dataset dict holds the keys written by the FitzHugh-Nagumo data stage (see
   predicted; errors, phase-space divergence, valid prediction time and the error growth curve
   are computed over the predicted part. Where the dataset has a reference orbit
   (``attractor_orbit``, ``attractor_period``), also the metrics of ``otgap.metrics.orbit``:
-  symmetric orbit distance and relative period error over the second half of the predicted part
-  (after the approach to the attractor), time in the band around the attractor (in periods), and
-  ``rmse_saturation`` (the RMSE two phase-decorrelated trajectories reach: a rollout RMSE near it
+  symmetric orbit distance over the second half of the predicted part (after the approach to the
+  attractor), relative period error from the upward crossings of v after the first reference
+  period of the predicted part (at least two crossings, else NaN: no oscillation), time in the
+  band around the attractor (in periods), and ``rmse_saturation`` (the RMSE two phase-decorrelated trajectories reach: a rollout RMSE near it
   says only that the phase was lost). ``max_abs_rollout`` is the largest |y_hat| of the rollouts.
 - Where the dataset has ``rollout_unseen_*`` (the original fixed 0.45-jitter grid), the rollout
   RMSE, orbit distance and period error on it are reported with the suffix ``_unseen``.
@@ -38,7 +39,7 @@ from otgap.metrics.chaos import (
     valid_prediction_time,
 )
 from otgap.metrics.errors import masked_mae, masked_rmse, normalised_error, per_sequence_rmse
-from otgap.metrics.orbit import orbit_distance, periods, saturation_rmse, time_in_band
+from otgap.metrics.orbit import orbit_distance, saturation_rmse, time_in_band, upward_crossings
 
 REQUIRED_KEYS = (
     "test_t",
@@ -168,10 +169,7 @@ def evaluate_forecaster(
         hyst = 0.25 * float(orbit[:, 0].std())
         half = pred_part.shape[1] // 2
         orbit_per_traj = orbit_distance(pred_part[:, half:], orbit, scale)
-        period_per_traj = (
-            np.abs(periods(rt[:, rc + half :], pred_part[:, half:], level, hyst) - ref_period)
-            / ref_period
-        )
+        period_per_traj = period_error(rt[:, rc:], pred_part, level, hyst, ref_period)
         band_per_traj = time_in_band(
             rt[:, rc:], pred_part, true_part, orbit, scale, ORBIT_BAND, ref_period
         )
@@ -188,8 +186,7 @@ def evaluate_forecaster(
                 orbit_distance(u_hat[:, half:], orbit, scale)
             )
             metrics["period_error_unseen"] = _nanmean(
-                np.abs(periods(ut[:, rc + half :], u_hat[:, half:], level, hyst) - ref_period)
-                / ref_period
+                period_error(ut[:, rc:], u_hat, level, hyst, ref_period)
             )
     for name in METRIC_NAMES:
         metrics.setdefault(name, nan)
@@ -209,6 +206,22 @@ def evaluate_forecaster(
         "time_in_band_per_trajectory": band_per_traj,
     }
     return metrics, curves
+
+
+def period_error(
+    t: np.ndarray, y: np.ndarray, level: float, hyst: float, ref_period: float
+) -> np.ndarray:
+    """|T - T_ref| / T_ref per rollout, T the mean interval between the upward crossings of v
+    after the first ``ref_period`` of the rollout (a transient); NaN with fewer than two."""
+    out = np.full(len(t), np.nan)
+    for n, (tt, yy) in enumerate(zip(t, y, strict=True)):
+        if not np.all(np.isfinite(yy)):
+            continue
+        c = upward_crossings(tt, yy[:, 0], level, hyst)
+        c = c[c > tt[0] + ref_period]
+        if c.size >= 2:
+            out[n] = abs(float(np.mean(np.diff(c))) - ref_period) / ref_period
+    return out
 
 
 def _nanmean(x: np.ndarray) -> float:
