@@ -13,7 +13,10 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     spec = DatasetSpec(**smk.params.dataset, params=smk.params.params)
     props = read_npz(smk.input.lyapunov, required=("lyapunov", "attractor_std"))
     lam = float(props["lyapunov"])
-    arrays = build_dataset(system, condition, seed, spec, lam, props["attractor_std"])
+    arrays = build_dataset(
+        system, condition, seed, spec, lam, props["attractor_std"],
+        orbit=props.get("attractor_orbit"), orbit_period=props.get("attractor_period"),
+    )
     log(
         f"{system}/{condition.name}/seed {seed}: "
         f"{arrays['train_t'].shape[0]} train sequences of {arrays['train_t'].shape[1]} points, "

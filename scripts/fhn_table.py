@@ -15,6 +15,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         models=list(smk.params.models),
         conditions=list(smk.params.conditions),
         reference=smk.params.reference,
+        exclude_systems=list(smk.params.exclude_systems),
     )
     write_text(smk.output.tex, tex)
     log(f"{len(stats)} statistics rows tabulated")

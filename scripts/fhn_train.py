@@ -1,4 +1,5 @@
-"""Train one sequence model on one FitzHugh-Nagumo dataset (rule fhn_train)."""
+"""Train one sequence model on the FitzHugh-Nagumo datasets of one (system, condition), every
+configured seed in this one job (rule fhn_train; per-seed outputs)."""
 
 from functools import partial
 
@@ -9,69 +10,56 @@ from otgap.data.fhn import vector_field
 from otgap.deps import job_identity
 from otgap.io import read_npz, write_csv, write_json
 from otgap.jobs import job
-from otgap.models.sequence import build_sequence_model
-from otgap.train.determinism import seed_everything
 from otgap.train.loop import clear_checkpoint
 from otgap.train.provenance import provenance
-from otgap.train.sequence import FitConfig, fit_sequence_model, save_sequence_model, split_tensors
+from otgap.train.sequence import fit_config, save_sequence_model, train_seed
 
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     smk = snakemake  # noqa: F821
     s = dict(smk.params.settings)
-    name, seed = s["model"], int(s["seed"])
-    data = read_npz(smk.input.data)
+    name, seeds = s["model"], [int(x) for x in s["seeds"]]
     model_kwargs = {"hidden": int(s["hidden"]), **dict(s["model_kwargs"])}
-    seed_everything(seed)
-    model = build_sequence_model(name, **model_kwargs)
-    n_params = sum(p.numel() for p in model.parameters())
-    cfg = FitConfig(
-        epochs=int(s["epochs"]),
-        batch_size=int(s["batch_size"]),
-        lr=float(s["lr"]),
-        grad_clip=s["grad_clip"],
-        plateau_factor=float(s["plateau_factor"]),
-        plateau_patience=s["plateau_patience"],
-        eval_every_epochs=int(s["eval_every"]),
-        checkpoint_every_epochs=int(s["checkpoint_every"]),
-    )
-    train = split_tensors(data, "train")
-    log(f"{name}: {n_params} parameters, {train[0].shape[0]} training sequences of "
-        f"{train[0].shape[1]} points, fit_target={model.fit_target}, baseline={model.is_baseline}")
-    # The true field is only used by models whose fit_target is "vector_field" (the oracle).
+    cfg = fit_config(s)
     device = s["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    # The true field is only used by models whose fit_target is "vector_field" (the oracle).
     true_field = partial(vector_field, system=s["system"], params=dict(s["system_params"]))
-    result = fit_sequence_model(
-        model,
-        train,
-        cfg,
-        seed=seed,
-        val=split_tensors(data, "val"),
-        true_field=true_field,
-        checkpoint_dir=smk.params.checkpoint_dir,
-        log=log,
-        label=f"fhn/{s['system']}/{s['condition']}/{name}/seed={seed}",
-        device=device,
-        # the checkpoint is resumed only by a job with the same settings and code
-        identity=job_identity({"settings": s}, smk.input.code),
+    outputs = zip(
+        seeds, smk.input.data, smk.output.model, smk.output.history, smk.output.run_json,
+        smk.params.checkpoint_dirs, strict=True,
     )
-    model.cpu()
-    save_sequence_model(smk.output.model, name, model_kwargs, model)
-    history = pd.DataFrame(result.history if result is not None else [], columns=None)
-    write_csv(smk.output.history, history)
-    summary = {
-        "n_params": n_params,
-        "baseline": model.is_baseline,
-        "fit_target": model.fit_target,
-        "steps_done": result.steps_done if result else 0,
-        "diverged": result.diverged if result else False,
-        "diverged_step": result.diverged_step if result else None,
-        "resumed_from": result.resumed_from if result else None,
-        "wall_seconds": result.wall_seconds if result else 0.0,
-        "device": device,
-        "final_val_loss": float(history["val_loss"].iloc[-1]) if "val_loss" in history else None,
-    }
-    log(f"done: {summary}")
-    write_json(smk.output.run_json, {**summary, "provenance": provenance(s)})
-    clear_checkpoint(smk.params.checkpoint_dir)
+    for seed, data_path, model_path, history_path, run_path, ckpt in outputs:
+        data = read_npz(data_path)
+        model, result = train_seed(
+            name, model_kwargs, data, cfg, seed,
+            true_field=true_field, checkpoint_dir=ckpt, log=log, device=device,
+            label=f"fhn/{s['system']}/{s['condition']}/{name}/seed={seed}",
+            # the checkpoint is resumed only by a job with the same settings and code
+            identity=job_identity({"settings": s, "seed": seed}, smk.input.code),
+        )
+        save_sequence_model(model_path, name, model_kwargs, model)
+        history = pd.DataFrame(result.history if result is not None else [])
+        write_csv(history_path, history)
+        extras = result.extras if result is not None else {}
+        summary = {
+            "seed": seed,
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "baseline": model.is_baseline,
+            "fit_target": model.fit_target,
+            "objective": cfg.objective,
+            "keep": cfg.keep,
+            "steps_done": result.steps_done if result else 0,
+            "stopped_epoch": extras.get("stopped_epoch"),
+            "best_epoch": extras.get("best_epoch"),
+            "best_val_loss": extras.get("best_val_loss"),
+            "diverged": result.diverged if result else False,
+            "diverged_step": result.diverged_step if result else None,
+            "resumed_from": result.resumed_from if result else None,
+            "wall_seconds": result.wall_seconds if result else 0.0,
+            "device": device,
+            "final_val_loss": float(history["val_loss"].iloc[-1]) if "val_loss" in history else None,
+        }
+        log(f"seed {seed} done: {summary}")
+        write_json(run_path, {**summary, "provenance": provenance({**s, "seed": seed})})
+        clear_checkpoint(ckpt)

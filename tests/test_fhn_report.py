@@ -106,11 +106,13 @@ def test_figure2_builds_and_saves(stats, tmp_path):
                     "error_growth_mean": np.abs(rng.normal(size=L - rc)) + 0.01,
                     "rollout_time": rt[0, rc:] - rt[0, rc - 1],
                     "rmse_interp_per_sequence": np.abs(rng.normal(size=8)) + 0.01,
+                    "orbit_distance_per_trajectory": np.abs(rng.normal(size=2)) + 0.01,
+                    "period_error_per_trajectory": np.array([np.nan, 0.1]),
                 }
     spec = FigureSpec(system="fhn", focus_condition="jitter", regular_condition="regular",
                       models=MODELS, conditions=CONDITIONS, seeds=SEEDS, smoothing=5)
     fig = figure2(stats, curves, {"rollout_t": rt, "rollout_y": ry, "rollout_context": rc}, spec)
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 8
     pdf, png = tmp_path / "f.pdf", tmp_path / "f.png"
     save_figure(fig, pdf, png)
     plt.close(fig)
@@ -153,3 +155,23 @@ def test_table_marks_lost_seeds_and_never_bolds_them():
     reference = next(line for line in tex.splitlines() if line.startswith("neural"))
     assert "2\\,\\mathrm{failed}" in unstable and "mathbf" not in unstable
     assert "mathbf" in reference
+
+
+def test_statistics_on_log_scale(stats, frame):
+    """Errors: paired t-test of log values (scipy on the logs as reference), geometric mean and
+    its back-transformed interval; times stay on their own scale."""
+    from scipy import stats as sps
+
+    sub = frame[(frame["condition"] == "jitter")]
+    ref = sub[sub["model"] == "neural_ode"].set_index("seed")["rmse_interp"]
+    oth = sub[sub["model"] == "tlstm"].set_index("seed")["rmse_interp"]
+    expected = sps.ttest_rel(np.log(oth.to_numpy()), np.log(ref.to_numpy())).pvalue
+    row = stats[(stats["condition"] == "jitter") & (stats["model"] == "tlstm")
+                & (stats["metric"] == "rmse_interp")].iloc[0]
+    assert row["scale"] == "log"
+    assert row["p_ttest"] == pytest.approx(expected)
+    assert row["ratio"] == pytest.approx(np.exp(np.mean(np.log(oth.to_numpy() / ref.to_numpy()))))
+    assert row["gmean"] == pytest.approx(np.exp(np.mean(np.log(oth.to_numpy()))))
+    assert 0 < row["gci_low"] < row["gmean"] < row["gci_high"]
+    band = stats[(stats["metric"] == "time_in_band") & (stats["model"] == "tlstm")].iloc[0]
+    assert band["scale"] == "linear"

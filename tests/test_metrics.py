@@ -143,8 +143,24 @@ def test_paired_test_matches_scipy_and_wilcoxon_rule():
     r6 = paired_test(a6, b6)
     assert r6["p_wilcoxon"] == pytest.approx(sps.wilcoxon(a6, b6).pvalue)
     assert r6["p_wilcoxon"] == pytest.approx(2 / 2**6)
-    const = paired_test([1.0, 2.0], [0.0, 1.0])
+    const = paired_test([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
     assert math.isnan(const["p_ttest"]) and "constant" in const["note"]
+    # two seeds: no p-value at all (a t-test with one degree of freedom says nothing)
+    two = paired_test([1.0, 2.0], [0.5, 1.7])
+    assert math.isnan(two["p_ttest"]) and "no p-value" in two["note"]
+
+
+def test_summarise_log_back_transforms_the_log_t_interval():
+    from otgap.metrics.stats import summarise_log
+
+    x = np.array([0.1, 0.4, 0.2, 1.6])
+    logs = np.log(x)
+    half = sps.t.ppf(0.975, 3) * logs.std(ddof=1) / 2.0
+    out = summarise_log(x)
+    assert out["gmean"] == pytest.approx(math.exp(logs.mean()))
+    assert out["gci_low"] == pytest.approx(math.exp(logs.mean() - half))
+    assert out["gci_high"] == pytest.approx(math.exp(logs.mean() + half))
+    assert 0 < out["gci_low"] < out["gmean"] < out["gci_high"]  # positive, never clipped
 
 
 def _runs(n_seeds=3):

@@ -314,8 +314,8 @@ def test_grud_prepare_and_imputation():
 def test_odernn_autoregressive_variant_is_causal_and_feeds_back():
     t, y, obs = batch(T=9, p_obs=0.6)
     torch.manual_seed(0)
-    masked = ODERNN(hidden=6)
-    ar = ODERNN(hidden=6, autoregressive=True)
+    masked = ODERNN(hidden=6, feedback="none")
+    ar = ODERNN(hidden=6, feedback="unobserved")
     ar.load_state_dict(masked.state_dict())
     out_ar = ar(t, y, obs)
     y_alt = y.clone()
@@ -326,3 +326,157 @@ def test_odernn_autoregressive_variant_is_causal_and_feeds_back():
     full = torch.ones_like(obs)
     torch.testing.assert_close(ar(t, y, full), masked(t, y, full))
     assert not torch.allclose(out_ar, masked(t, y, obs))
+
+
+# ---- the one rollout protocol, T-LSTM's decay, forcing, solvers -------------------------------
+
+
+def _decay_arguments(model, t, y, obs, forecast_from=None):
+    """Every elapsed-time tensor the T-LSTM cell receives, in call order."""
+    seen = []
+    hook = model.cell.register_forward_pre_hook(lambda mod, args: seen.append(args[1].clone()))
+    try:
+        model(t, y, obs, forecast_from=forecast_from)
+    finally:
+        hook.remove()
+    return seen
+
+
+def test_tlstm_decay_argument_is_the_time_since_the_last_observation():
+    """Under a sparse mask, the decay at each update sees t_i - t_(previous observation), computed
+    here independently from the times and the mask; inside the forecast region it sees grid gaps."""
+    t, y, obs = batch(B=3, T=12, seed=5, p_obs=0.4)
+    model = make("tlstm")
+    assert model.mode == "observations"
+    T, ff = t.shape[1], 9
+    obs[:, ff:] = False
+    seen = _decay_arguments(model, t, y, obs, forecast_from=ff)
+    tn, on = t.numpy(), obs.numpy()
+    expected_calls = [0] + [i for i in range(1, T) if on[:, i].any() or i >= ff]
+    assert len(seen) == len(expected_calls)
+    np.testing.assert_allclose(seen[0].numpy(), 0.0)
+    for call, i in zip(seen[1:], expected_calls[1:], strict=True):
+        for b in range(3):
+            if i >= ff:  # fed back at every grid time: the previous grid point was consumed
+                prev = max(j for j in range(i) if on[b, j] or j >= ff)
+            elif on[b, i]:
+                prev = max(j for j in range(i) if on[b, j])
+            else:
+                continue  # this sample does not update here (its result is discarded)
+            assert call[b].item() == pytest.approx(tn[b, i] - tn[b, prev], rel=1e-6)
+    # the dense-grid variant (labelled ablation) only ever sees grid gaps
+    torch.manual_seed(0)
+    dense = TLSTM(hidden=HIDDEN, mode="dense")
+    seen = _decay_arguments(dense, t, y, obs)
+    gaps = np.diff(tn, axis=1)
+    for i, call in enumerate(seen[1:], start=2):
+        np.testing.assert_allclose(call.numpy(), gaps[:, i - 2], rtol=1e-6)
+
+
+def test_tlstm_skips_unobserved_points_outside_the_forecast_region():
+    """Between observations the prediction depends on the elapsed time only, not on how many
+    unobserved grid points lie in between (no updates there)."""
+    torch.manual_seed(0)
+    model = TLSTM(hidden=HIDDEN)
+    t = torch.tensor([[0.0, 0.5, 1.3, 2.0]], dtype=torch.float64)
+    y = torch.randn(1, 4, 2)
+    obs = torch.tensor([[True, True, False, False]])
+    full = model(t, y, obs)
+    short = model(t[:, [0, 1, 3]], y[:, [0, 1, 3]], obs[:, [0, 1, 3]])
+    torch.testing.assert_close(full[:, 3], short[:, 2])
+
+
+@pytest.mark.parametrize("name", ["tlstm", "lstm_dt", "odernn", "grud"])
+def test_forecast_region_feeds_back_own_predictions(name):
+    """Inside the forecast region each recurrent model consumes its prediction as an observation:
+    observing its own prediction there changes nothing."""
+    t, y, obs = batch(B=2, T=10, seed=2, p_obs=1.0)
+    model = make(name)
+    ff = 6
+    obs_f = obs.clone()
+    obs_f[:, ff:] = False
+    with torch.no_grad():
+        out = model(t, y, obs_f, forecast_from=ff)
+        # observe the model's own prediction at column ff: identical predictions follow
+        y2 = y.clone()
+        y2[:, ff] = out[:, ff]
+        obs2 = obs_f.clone()
+        obs2[:, ff] = True
+        out2 = model(t, y2, obs2, forecast_from=ff + 1)
+    torch.testing.assert_close(out2, out, rtol=1e-5, atol=1e-6)
+
+
+def test_forecast_from_rejects_observed_points():
+    t, y, obs = batch(T=8, p_obs=1.0)
+    with pytest.raises(ValueError, match="forecast region"):
+        make("tlstm")(t, y, obs, forecast_from=4)
+
+
+def _true_forced_field(omega=0.8, amp=0.3, current=0.3, a=0.7, b=0.8, tau=12.5):
+    class Field(torch.nn.Module):
+        def __init__(self):
+            super().__init__()  # a float64 buffer keeps the model's dtype float64
+            self.register_buffer("dtype_marker", torch.zeros((), dtype=torch.float64))
+
+        def forward(self, z, drive=None):
+            v, w = z[..., 0], z[..., 1]
+            dv = v - v**3 / 3 - w + current + amp * drive[..., 0]
+            return torch.stack([dv, (v + a - b * w) / tau], dim=-1)
+
+    return Field()
+
+
+def test_phase_aware_neural_ode_integrates_the_forced_field_at_absolute_times():
+    """With its MLP replaced by the true forced FitzHugh-Nagumo field f(y, cos, sin), the Neural
+    ODE's predictions match scipy's DOP853 on the non-autonomous system at absolute times (the
+    drive's phase is evaluated at every RK4 stage)."""
+    from otgap.data.fhn import vector_field
+
+    model = build_sequence_model("neural_ode", hidden=4, n_sub=40, drive_omega=0.8).double()
+    model.field = _true_forced_field()
+    t = torch.tensor([[203.0, 203.9, 205.1, 205.6], [517.3, 517.5, 518.6, 519.9]],
+                     dtype=torch.float64)
+    y = torch.tensor([[[1.0, 0.5]] * 4, [[-1.2, 0.1]] * 4], dtype=torch.float64)
+    obs = torch.tensor([[True, False, False, False], [True, False, False, False]])
+    with torch.no_grad():
+        out = model(t, y, obs).numpy()
+    for b in range(2):
+        sol = solve_ivp(lambda s, z: vector_field(s, z, system="fhn_forced"),
+                        (float(t[b, 0]), float(t[b, -1])), y[b, 0].numpy(), method="DOP853",
+                        t_eval=t[b].numpy(), rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(out[b], sol.y.T, atol=2e-7)
+    # the drive enters the oracle's regressed field at absolute times as well
+    field = model.vector_field(t[:, 0], y[:, 0])
+    ref = vector_field(t[:, 0], y[:, 0], system="fhn_forced")
+    torch.testing.assert_close(field, ref)
+
+
+def test_torchdiffeq_solver_agrees_with_the_rk4_loop():
+    """dopri5 through odeint (time rescaling for per-sample gaps, with and without the adjoint)
+    against the fixed-step RK4 loop with many substeps, on the same field and gaps."""
+    torch.manual_seed(0)
+    rk4 = build_sequence_model("neural_ode", hidden=16, n_sub=64).double()
+    t, y, obs = batch(B=3, T=7, seed=4, p_obs=0.5)
+    y = y.double()
+    ref = rk4(t, y, obs)
+    for adjoint in (False, True):
+        dp = build_sequence_model("neural_ode", hidden=16, solver="dopri5", rtol=1e-9,
+                                  atol=1e-10, adjoint=adjoint).double()
+        dp.load_state_dict(rk4.state_dict())
+        out = dp(t, y, obs)
+        torch.testing.assert_close(out, ref, rtol=1e-7, atol=1e-8)
+        g_ref = torch.autograd.grad(ref[:, 1:].pow(2).sum(), rk4.field.net[0].weight,
+                                    retain_graph=True)[0]
+        g = torch.autograd.grad(out[:, 1:].pow(2).sum(), dp.field.net[0].weight)[0]
+        torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="torchdiffeq method"):
+        build_sequence_model("neural_ode", hidden=4, solver="nope")
+    # ODE-RNN's hidden evolution through odeint agrees with its fine RK4 loop likewise
+    fine = ODERNN(hidden=6, method="rk4", n_sub=64).double()
+    dp = ODERNN(hidden=6, method="dopri5", rtol=1e-10, atol=1e-11).double()
+    dp.load_state_dict(fine.state_dict())
+    h0 = torch.randn(3, 6, dtype=torch.float64)
+    gaps = torch.tensor([0.2, 0.7, 1.3], dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(dp.evolve(h0, gaps), fine.evolve(h0, gaps), rtol=1e-8,
+                                   atol=1e-9)

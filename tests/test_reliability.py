@@ -56,7 +56,7 @@ def fhn_run(ckpt: Path | None, *, lr=5e-3, hidden=8, stop_at=None, identity=True
     logged. Returns (loop result, log lines)."""
     seed_everything(0)
     model = build_sequence_model("lstm_dt", hidden=hidden)
-    cfg = FitConfig(epochs=6, batch_size=8, lr=lr, log_every_epochs=1)
+    cfg = FitConfig(epochs=6, batch_size=8, lr=lr, log_every_epochs=1, objective="one_step")
     lines: list[str] = []
 
     def log(msg):

@@ -41,8 +41,9 @@ QUICK = "config/quick.yaml"
 
 DATASET_KEYS = {
     *(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("t", "y", "obs", "target")),
-    "rollout_t", "rollout_y", "rollout_context", "n_context",
-    "attractor_std", "lyapunov", "lyapunov_time",
+    "rollout_t", "rollout_y", "rollout_jitter", "rollout_context", "n_context",
+    "rollout_unseen_t", "rollout_unseen_y", "rollout_unseen_jitter",
+    "attractor_std", "attractor_orbit", "attractor_period", "lyapunov", "lyapunov_time",
 }  # fmt: skip
 
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
@@ -161,7 +162,7 @@ def test_run_succeeds_and_writes_valid_datasets(slurm_run, config):
     first = slurm_run["first"]
     assert first.returncode == 0, _failure(first)
     lyap = np.load(slurm_run["data"] / "lyapunov.npz")
-    assert set(lyap.files) == {"lyapunov", "attractor_std"}
+    assert set(lyap.files) == {"lyapunov", "attractor_std", "attractor_orbit", "attractor_period"}
     assert np.isfinite(lyap["lyapunov"]) and lyap["attractor_std"].shape == (2,)
     spec = config["fhn"]["dataset"]
     length = spec["n_context"] + spec["horizon"]

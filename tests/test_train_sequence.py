@@ -14,7 +14,9 @@ from otgap.metrics.forecast import METRIC_NAMES, evaluate_forecaster
 from otgap.models.sequence import build_sequence_model
 from otgap.train.sequence import (
     FitConfig,
+    curriculum_horizon,
     fit_sequence_model,
+    multi_step_loss,
     one_step_loss,
     split_tensors,
     vector_field_loss,
@@ -58,6 +60,7 @@ def _fit(name, data, epochs=15, seed=0, **kw):
     res = fit_sequence_model(
         model, split_tensors(data, "train"), cfg, seed=seed, val=split_tensors(data, "val"),
         true_field=lambda t, y: vector_field(t, y, system="fhn"), log=lambda msg: None,
+        n_context=int(data["n_context"]),
     )
     return model, res
 
@@ -66,7 +69,7 @@ def _fit(name, data, epochs=15, seed=0, **kw):
 def test_training_reduces_validation_loss(name, data):
     model, res = _fit(name, data)
     val = [r["val_loss"] for r in res.history]
-    assert res.steps_done == 15 * 3 and not res.diverged
+    assert res.steps_done == 15 * 3 and not res.diverged  # no patience set: every epoch runs
     assert val[-1] < 0.5 * val[0], val
 
 
@@ -141,3 +144,73 @@ def test_evaluation_vpt_and_input_checks(data):
     missing = {k: v for k, v in data.items() if k != "rollout_t"}
     with pytest.raises(KeyError, match="rollout_t"):
         evaluate_forecaster(build_sequence_model("last_observation"), missing)
+
+
+# ---- the multi-step objective, curriculum, early stopping, best weights ----------------------
+
+
+def test_curriculum_horizon_by_hand():
+    assert [curriculum_horizon(e, 10, 9) for e in (0, 1, 4, 9, 50)] == [1, 2, 5, 10, 10]
+    assert curriculum_horizon(0, 10, 0) == 10
+    assert curriculum_horizon(3, 0, 5) == 0
+
+
+def test_multi_step_loss_by_hand(data):
+    """The loss equals the MSE, computed here point by point, of a fresh open-loop call over the
+    context's observed points and the first H horizon points; horizon values are never read."""
+    torch.manual_seed(0)
+    model = build_sequence_model("tlstm", hidden=8)
+    t, y, obs = split_tensors(data, "train")
+    t, y, obs = t[:5], y[:5], obs[:5]
+    nc, h = int(data["n_context"]), 3
+    loss = float(multi_step_loss(model, t, y, obs, nc, h))
+    # an independent rollout: the forecast part fed back by hand, one point at a time
+    with torch.no_grad():
+        pred = model(t[:, : nc + h], y[:, : nc + h], obs[:, : nc + h], forecast_from=nc)
+        y_blind = y.clone()
+        y_blind[:, nc:] = float("nan")  # the horizon's values must not be read
+        again = model(t[:, : nc + h], y_blind[:, : nc + h], obs[:, : nc + h], forecast_from=nc)
+    torch.testing.assert_close(again, pred)
+    sq = []
+    for b in range(5):
+        for i in range(1, nc + h):
+            if i >= nc or bool(obs[b, i]):
+                sq.extend(((pred[b, i] - y[b, i]) ** 2).tolist())
+    assert loss == pytest.approx(float(np.mean(sq)), rel=1e-5)
+
+
+def test_early_stopping_keeps_the_best_validation_weights(data):
+    """Training stops after `patience` epochs without improvement, and the saved weights give the
+    best validation loss of the history (recomputed here), not the last."""
+    torch.manual_seed(0)
+    model = build_sequence_model("lstm_dt", hidden=8)
+    cfg = FitConfig(epochs=400, batch_size=48, lr=0.05, patience=5, horizon_ramp_epochs=3)
+    nc = int(data["n_context"])
+    res = fit_sequence_model(model, split_tensors(data, "train"), cfg, seed=0,
+                             val=split_tensors(data, "val"), n_context=nc)
+    hist = [r for r in res.history if "val_loss" in r]
+    losses = np.array([r["val_loss"] for r in hist])
+    best = int(np.argmin(losses))
+    assert res.steps_done < 400, "lr 0.05 should plateau well before 400 epochs"
+    assert hist[-1]["epoch"] - hist[best]["epoch"] == 5
+    assert res.extras["best_epoch"] == hist[best]["epoch"]
+    with torch.no_grad():
+        v = float(multi_step_loss(model, *split_tensors(data, "val"), nc, SPEC.horizon))
+    assert v == pytest.approx(losses.min(), rel=1e-6)
+    assert v <= losses[-1]
+
+
+def test_last_epoch_weights_and_one_step_objective_stay_reachable(data):
+    torch.manual_seed(0)
+    model = build_sequence_model("neural_ode", hidden=8, n_sub=1)
+    cfg = FitConfig(epochs=3, batch_size=48, lr=0.01, objective="one_step", keep="last")
+    res = fit_sequence_model(model, split_tensors(data, "train"), cfg, seed=0,
+                             val=split_tensors(data, "val"))
+    with torch.no_grad():
+        v = float(one_step_loss(model, *split_tensors(data, "val")))
+    assert v == pytest.approx(res.history[-1]["val_loss"], rel=1e-6)
+    with pytest.raises(ValueError, match="objective"):
+        FitConfig(epochs=1, batch_size=1, lr=1e-3, objective="nope")
+    with pytest.raises(ValueError, match="n_context"):
+        fit_sequence_model(build_sequence_model("tlstm", hidden=4), split_tensors(data, "train"),
+                           FitConfig(epochs=1, batch_size=8, lr=1e-3), seed=0)

@@ -74,12 +74,17 @@ def test_changing_one_condition_reruns_only_its_jobs(repo_copy, tmp_path):
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"fhn": {"conditions": conditions}}))
     counts = dry_run(repo_copy, overlay)
-    n_seeds, n_systems = len(QUICK_CFG["fhn"]["seeds"]), len(QUICK_CFG["fhn"]["systems"])
+    per_system = QUICK_CFG["fhn"].get("system_conditions", {})
+    n_seeds = len(QUICK_CFG["fhn"]["seeds"])
+    n_systems = sum(  # systems that run the changed condition
+        changed["name"] in (per_system.get(s) or [c["name"] for c in conditions])
+        for s in QUICK_CFG["fhn"]["systems"]
+    )
     assert counts.get("fhn_dataset") == n_seeds * n_systems
     assert "fhn_lyapunov" not in counts
     assert not eos_rules(counts)
-    # one training job per model and seed of the changed condition only
-    assert counts.get("fhn_train") == len(QUICK_CFG["fhn"]["models"]) * n_seeds * n_systems
+    # one training job per model of the changed condition only (each job loops over the seeds)
+    assert counts.get("fhn_train") == len(QUICK_CFG["fhn"]["models"]) * n_systems
 
 
 def test_changing_an_eos_value_leaves_fhn_alone(repo_copy, tmp_path):
@@ -94,7 +99,9 @@ def test_editing_the_mask_module_reruns_datasets_not_the_lyapunov_stage(repo_cop
     touch_source(repo_copy / "src" / "otgap" / "data" / "masks.py")
     counts = dry_run(repo_copy)
     q = QUICK_CFG["fhn"]
-    expected = len(q["systems"]) * len(q["conditions"]) * len(q["seeds"])
+    per_system = q.get("system_conditions", {})
+    n_cells = sum(len(per_system.get(s) or q["conditions"]) for s in q["systems"])
+    expected = n_cells * len(q["seeds"])
     assert counts.get("fhn_dataset") == expected
     assert "fhn_lyapunov" not in counts
     assert not eos_rules(counts)

@@ -139,11 +139,23 @@ def fhn_dataset_path(system, condition, seed):
     return f"{R}/data/fhn/system={system}/condition={condition}/seed={seed}/dataset.npz"
 
 
+def fhn_system_conditions(system):
+    """Condition names run for ``system`` (fhn.system_conditions, default: every condition)."""
+    names = FHN.get("system_conditions", {}).get(system) or list(FHN_CONDITIONS)
+    unknown = sorted(set(names) - set(FHN_CONDITIONS))
+    if unknown:
+        raise WorkflowError(
+            f"fhn.system_conditions.{system}: unknown condition(s) {unknown}; "
+            f"known: {sorted(FHN_CONDITIONS)}"
+        )
+    return [c for c in FHN_CONDITIONS if c in names]
+
+
 def fhn_data_targets():
     return [
         fhn_dataset_path(s, c, seed)
         for s in FHN["systems"]
-        for c in FHN_CONDITIONS
+        for c in fhn_system_conditions(s)
         for seed in FHN["seeds"]
     ]
 

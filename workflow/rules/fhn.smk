@@ -1,12 +1,14 @@
 # Appendix A.1: sequence models on irregularly sampled FitzHugh-Nagumo trajectories.
-# fhn_train (one job per system x condition x model x seed) -> fhn_evaluate (one job per
-# system x condition x seed: every model scored on the test split and the long rollouts) ->
+# fhn_train (one job per system x condition x model, looping over the seeds: a job costs seconds of
+# start-up, so per-seed jobs would mostly wait) -> fhn_evaluate (one job per system x condition:
+# every model and seed scored on the test split and the long rollouts) ->
 # fhn_aggregate (tidy table + statistics over seeds) -> fhn_figure (figure 2, one per system)
 # and fhn_table (LaTeX summary).
 # Outputs: {R}/fhn/system=/condition=/model=/seed=/{model.pt,history.csv,run.json,
 #          metrics.json,curves.npz,eval.json}, {R}/aggregate/fhn/, {R}/figures/fhn/, {R}/tables/fhn/
 import inspect
 
+from otgap.data.fhn import system_params
 from otgap.models.sequence import SEQUENCE_MODELS
 
 FHN_TRAIN = FHN["train"]
@@ -31,6 +33,35 @@ def _fhn_check_config():
         raise WorkflowError(
             f"fhn.analysis.reference: '{FHN_ANALYSIS['reference']}' is not in fhn.models {FHN['models']}"
         )
+    for name, over in FHN_TRAIN.get("overrides", {}).items():
+        allowed = {
+            "epochs",
+            "batch_size",
+            "lr",
+            "patience",
+            "eval_every",
+            "plateau_patience",
+            "plateau_factor",
+            "grad_clip",
+            "objective",
+            "horizon_ramp_epochs",
+            "keep",
+        }
+        unknown = sorted(set(over) - allowed)
+        if unknown:
+            raise WorkflowError(
+                f"fhn.train.overrides.{name}: unknown key(s) {unknown}; known: {sorted(allowed)}"
+            )
+    kw = FHN_TRAIN["model_kwargs"]
+    for key in ("n_sub", "max_step", "solver"):
+        if kw.get("neural_ode", {}).get(key) != kw.get("neural_ode_oracle", {}).get(
+            key
+        ):
+            raise WorkflowError(
+                f"fhn.train.model_kwargs: neural_ode and neural_ode_oracle must integrate alike; "
+                f"{key} differs ({kw.get('neural_ode', {}).get(key)} vs "
+                f"{kw.get('neural_ode_oracle', {}).get(key)})"
+            )
     if FHN_ANALYSIS["focus_condition"] not in FHN_CONDITIONS:
         raise WorkflowError(
             f"fhn.analysis.focus_condition: '{FHN_ANALYSIS['focus_condition']}' is not one of "
@@ -46,7 +77,7 @@ def fhn_runs():
     return [
         {"system": s, "condition": c, "model": m, "seed": seed}
         for s in FHN["systems"]
-        for c in FHN_CONDITIONS
+        for c in fhn_system_conditions(s)
         for m in FHN["models"]
         for seed in FHN["seeds"]
     ]
@@ -57,11 +88,37 @@ def fhn_run_file(run, name):
 
 
 def fhn_model_files(name):
-    """Files ``name`` of every configured model for the {system}/{condition}/{seed} wildcards."""
+    """Files ``name`` of every seed and model (seed-major) for the {system}/{condition} wildcards."""
     return [
-        f"{R}/fhn/system={{system}}/condition={{condition}}/model={m}/seed={{seed}}/{name}"
+        f"{R}/fhn/system={{system}}/condition={{condition}}/model={m}/seed={seed}/{name}"
+        for seed in FHN["seeds"]
         for m in FHN["models"]
     ]
+
+
+def fhn_seed_files(name):
+    """Files ``name`` of every seed for the {system}/{condition}/{model} wildcards."""
+    return [
+        f"{R}/fhn/system={{system}}/condition={{condition}}/model={{model}}/seed={seed}/{name}"
+        for seed in FHN["seeds"]
+    ]
+
+
+def fhn_seed_datasets(wildcards):
+    return [
+        fhn_dataset_path(wildcards.system, wildcards.condition, s) for s in FHN["seeds"]
+    ]
+
+
+def fhn_model_kwargs(wildcards):
+    """Constructor keywords: the config's, plus the drive frequency on a forced system (phase-aware
+    models) for every model that accepts it."""
+    kwargs = dict(FHN_TRAIN["model_kwargs"].get(wildcards.model, {}))
+    params = system_params(wildcards.system, fhn_system_params(wildcards))
+    accepted = inspect.signature(SEQUENCE_MODELS[wildcards.model]).parameters
+    if FHN_TRAIN["phase_aware"] and params["amp"] != 0.0 and "drive_omega" in accepted:
+        kwargs["drive_omega"] = params["omega"]
+    return kwargs
 
 
 def fhn_train_code(wildcards):
@@ -81,10 +138,10 @@ def fhn_train_settings(wildcards):
         "system": wildcards.system,
         "condition": wildcards.condition,
         "model": wildcards.model,
-        "seed": int(wildcards.seed),
+        "seeds": list(FHN["seeds"]),
         "system_params": fhn_system_params(wildcards),
         "hidden": FHN_TRAIN["hidden"],
-        "model_kwargs": dict(FHN_TRAIN["model_kwargs"].get(wildcards.model, {})),
+        "model_kwargs": fhn_model_kwargs(wildcards),
         "epochs": FHN_TRAIN["epochs"],
         "batch_size": FHN_TRAIN["batch_size"],
         "lr": FHN_TRAIN["lr"],
@@ -94,20 +151,46 @@ def fhn_train_settings(wildcards):
         "grad_clip": FHN_TRAIN["grad_clip"],
         "device": FHN_TRAIN["device"],
         "checkpoint_every": FHN_TRAIN["checkpoint_every"],
+        "objective": FHN_TRAIN["objective"],
+        "horizon_ramp_epochs": FHN_TRAIN["horizon_ramp_epochs"],
+        "patience": FHN_TRAIN["patience"],
+        "keep": FHN_TRAIN["keep"],
+        **dict(FHN_TRAIN.get("overrides", {}).get(wildcards.model, {})),
     }
 
 
-def fhn_checkpoint_dir(wildcards):
-    keys = ("system", "condition", "model", "seed")
-    return f"{CKPT}/fhn/" + FHN_TAIL.format(**{k: getattr(wildcards, k) for k in keys})
+def fhn_checkpoint_dirs(wildcards):
+    keys = ("system", "condition", "model")
+    run = {k: getattr(wildcards, k) for k in keys}
+    return [f"{CKPT}/fhn/" + FHN_TAIL.format(**run, seed=seed) for seed in FHN["seeds"]]
 
 
 def fhn_evaluate_settings(wildcards):
     return {
         "models": list(FHN["models"]),
+        "seeds": list(FHN["seeds"]),
         "vpt_threshold": FHN_ANALYSIS["vpt_threshold"],
         "keep_rollouts": FHN_ANALYSIS["keep_rollouts"],
     }
+
+
+def fhn_focus_condition(system):
+    """The focus condition, or the system's first condition where it is not run for it."""
+    conds = fhn_system_conditions(system)
+    focus = FHN_ANALYSIS["focus_condition"]
+    return focus if focus in conds else conds[0]
+
+
+def fhn_unfair_systems():
+    """Forced systems whose models do not see the drive's phase (phase_aware off): an autonomous
+    field cannot represent them, so they stay out of the table."""
+    if FHN_TRAIN["phase_aware"]:
+        return []
+    return [
+        s
+        for s in FHN["systems"]
+        if system_params(s, FHN.get("system_params", {}).get(s, {}))["amp"] != 0.0
+    ]
 
 
 def fhn_figure_specs():
@@ -116,10 +199,12 @@ def fhn_figure_specs():
     return [
         {
             "system": s,
-            "focus_condition": FHN_ANALYSIS["focus_condition"],
-            "regular_condition": regular if regular in FHN_CONDITIONS else None,
+            "focus_condition": fhn_focus_condition(s),
+            "regular_condition": (
+                regular if regular in fhn_system_conditions(s) else None
+            ),
             "models": list(FHN["models"]),
-            "conditions": list(FHN_CONDITIONS),
+            "conditions": fhn_system_conditions(s),
             "seeds": list(FHN["seeds"]),
             "smoothing": FHN_ANALYSIS["smoothing"],
             "error_points": FHN_ANALYSIS["error_points"],
@@ -154,22 +239,22 @@ _fhn_wildcards = {
     "system": _system_pattern,
     "condition": _cond_pattern,
     "model": "|".join(sorted(FHN["models"])),
-    "seed": r"\d+",
 }
+FHN_CELL = "system={system}/condition={condition}/model={model}"
 
 
 rule fhn_train:
     input:
         code=fhn_train_code,
-        data=fhn_dataset_path("{system}", "{condition}", "{seed}"),
+        data=fhn_seed_datasets,
     output:
-        model=f"{R}/fhn/{FHN_TAIL}/model.pt",
-        history=f"{R}/fhn/{FHN_TAIL}/history.csv",
-        run_json=f"{R}/fhn/{FHN_TAIL}/run.json",
+        model=fhn_seed_files("model.pt"),
+        history=fhn_seed_files("history.csv"),
+        run_json=fhn_seed_files("run.json"),
     log:
-        f"{L}/fhn/{FHN_TAIL}/train.log",
+        f"{L}/fhn/{FHN_CELL}/train.log",
     benchmark:
-        f"{L}/benchmarks/fhn/{FHN_TAIL}/train.tsv"
+        f"{L}/benchmarks/fhn/{FHN_CELL}/train.tsv"
     wildcard_constraints:
         **_fhn_wildcards,
     threads: threads_for("fhn_train")
@@ -177,18 +262,18 @@ rule fhn_train:
         **res("fhn_train"),
     params:
         settings=fhn_train_settings,
-        checkpoint_dir=fhn_checkpoint_dir,
+        checkpoint_dirs=fhn_checkpoint_dirs,
     script:
         "../../scripts/fhn_train.py"
 
 
-# One evaluation job per dataset scores every model of it: a job costs seconds of start-up
-# (importing torch) and well under a second of scoring, so per-model jobs would mostly wait.
+# One evaluation job per (system, condition) scores every model and seed of it: a job costs seconds
+# of start-up (importing torch) and about a second of scoring, so finer jobs would mostly wait.
 rule fhn_evaluate:
     input:
         **script_inputs(
             "scripts/fhn_evaluate.py",
-            data=fhn_dataset_path("{system}", "{condition}", "{seed}"),
+            data=fhn_seed_datasets,
             models=fhn_model_files("model.pt"),
         ),
     output:
@@ -196,13 +281,12 @@ rule fhn_evaluate:
         curves=fhn_model_files("curves.npz"),
         meta=fhn_model_files("eval.json"),
     log:
-        f"{L}/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/evaluate.log",
+        f"{L}/fhn/system={{system}}/condition={{condition}}/evaluate.log",
     benchmark:
-        f"{L}/benchmarks/fhn/system={{system}}/condition={{condition}}/seed={{seed}}/evaluate.tsv"
+        f"{L}/benchmarks/fhn/system={{system}}/condition={{condition}}/evaluate.tsv"
     wildcard_constraints:
         system=_system_pattern,
         condition=_cond_pattern,
-        seed=r"\d+",
     threads: 1
     resources:
         **res("default"),
@@ -242,7 +326,7 @@ rule fhn_figure:
             stats=f"{R}/aggregate/fhn/stats.csv",
             curves=[fhn_run_file(r, "curves.npz") for r in fhn_runs()],
             truth=[
-                fhn_dataset_path(s, FHN_ANALYSIS["focus_condition"], FHN["seeds"][0])
+                fhn_dataset_path(s, fhn_focus_condition(s), FHN["seeds"][0])
                 for s in FHN["systems"]
             ],
         ),
@@ -278,5 +362,6 @@ rule fhn_table:
         models=list(FHN["models"]),
         conditions=list(FHN_CONDITIONS),
         reference=FHN_ANALYSIS["reference"],
+        exclude_systems=fhn_unfair_systems(),
     script:
         "../../scripts/fhn_table.py"

@@ -6,6 +6,12 @@ U(-2, 2)^2 and the rest on the attractor (the limit cycle of "fhn", the chaotic 
 the forced system start at a random phase of the drive. Initial states depend only on (system, seed),
 so every sampling condition of a seed sees the same trajectories: comparisons across conditions and
 across models are paired.
+
+Long rollouts are scored on a grid whose jitter matches the condition's (``rollout_jitter: null``,
+the default), so no model is scored on gaps it never saw in training; ``rollout_unseen_jitter``
+(the original fixed 0.45) adds a second, labelled "unseen gaps" set of rollouts from the same
+initial states (keys ``rollout_unseen_t``/``rollout_unseen_y``). A number for ``rollout_jitter``
+restores the original single fixed grid.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ class DatasetSpec:
     burn_in: float = 200.0
     rollout_n: int = 20
     rollout_length: int = 2000
-    rollout_jitter: float = 0.45
+    rollout_jitter: float | None = None
+    rollout_unseen_jitter: float | None = 0.45
     rollout_context: int = 10
     params: Mapping[str, float] = field(default_factory=dict)
 
@@ -107,11 +114,14 @@ def build_dataset(
     spec: DatasetSpec,
     lyapunov: float,
     attractor_scale: np.ndarray,
+    orbit: np.ndarray | None = None,
+    orbit_period: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Simulate and mask one dataset; returns the arrays of ``dataset.npz`` (see the module doc).
 
-    ``lyapunov`` and ``attractor_scale`` (std of v and w on the attractor) are properties of the
-    system, computed once per system by the workflow and stored with every dataset.
+    ``lyapunov``, ``attractor_scale`` (std of v and w on the attractor), ``orbit`` (a dense sample
+    of the attractor, (M, 2)) and ``orbit_period`` are properties of the system, computed once per
+    system by the workflow and stored with every dataset.
     """
     length = spec.n_context + spec.horizon
     sizes = {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test}
@@ -144,12 +154,55 @@ def build_dataset(
         grid = np.stack([t0, t0 + spec.burn_in], axis=1)
         y0 = simulate(y0, grid, system=system, params=dict(spec.params))[:, -1]
         t0 = grid[:, -1]
-    t = jittered_times(rng, spec.rollout_n, spec.rollout_length, spec.dt, spec.rollout_jitter, t0)
-    arrays["rollout_t"] = t
-    arrays["rollout_y"] = simulate(y0, t, system=system, params=dict(spec.params))
+    jitter = condition.jitter if spec.rollout_jitter is None else spec.rollout_jitter
+    grids = {"rollout": jitter}
+    if spec.rollout_unseen_jitter is not None:
+        grids["rollout_unseen"] = spec.rollout_unseen_jitter
+    for key, jit in grids.items():
+        g = stream(seed, system, key, "grid")
+        t = jittered_times(g, spec.rollout_n, spec.rollout_length, spec.dt, jit, t0)
+        arrays[f"{key}_t"] = t
+        arrays[f"{key}_y"] = simulate(y0, t, system=system, params=dict(spec.params))
+        arrays[f"{key}_jitter"] = np.asarray(jit, dtype=np.float64)
     arrays["rollout_context"] = np.asarray(spec.rollout_context, dtype=np.int64)
     arrays["n_context"] = np.asarray(spec.n_context, dtype=np.int64)
     arrays["attractor_std"] = np.asarray(attractor_scale, dtype=np.float64)
+    if orbit is not None:
+        arrays["attractor_orbit"] = np.asarray(orbit, dtype=np.float64)
+        arrays["attractor_period"] = np.asarray(orbit_period, dtype=np.float64)
     arrays["lyapunov"] = np.asarray(lyapunov, dtype=np.float64)
     arrays["lyapunov_time"] = np.asarray(1.0 / lyapunov if lyapunov > CHAOS_THRESHOLD else np.nan)
     return arrays
+
+
+def attractor_orbit(
+    system: str,
+    params: Mapping[str, float] | None = None,
+    *,
+    burn_in: float = 200.0,
+    duration: float | None = None,
+    dt: float = 0.1,
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
+    """A dense, time-ordered sample of the attractor (M, 2) and its period.
+
+    One trajectory from a random state, after ``burn_in``. ``duration`` defaults to 200 time units
+    for the limit cycle (about five periods) and 600 for the forced system. The period is the
+    mean time between upward crossings of v through its mean (the cycle's period; for the chaotic
+    system the mean interval between spikes).
+    """
+    from otgap.metrics.orbit import period as crossing_period
+
+    if duration is None:
+        duration = 600.0 if drive_period(system, params) > 0 else 200.0
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x4F524254]))
+    y0 = rng.uniform(-2.0, 2.0, size=(1, 2))
+    t = np.arange(0.0, burn_in + duration + 1e-9, dt)
+    y = simulate(y0, t, system=system, params=dict(params or {}))[0]
+    keep = t >= burn_in
+    pts, tt = y[keep], t[keep]
+    level = float(pts[:, 0].mean())
+    per = crossing_period(tt, pts[:, 0], level, 0.25 * float(pts[:, 0].std()))
+    if not np.isfinite(per):
+        raise ValueError(f"{system}: no oscillation on the attractor to take a period from")
+    return pts, per

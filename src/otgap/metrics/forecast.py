@@ -9,7 +9,19 @@ The dataset dict holds the keys written by the FitzHugh-Nagumo data stage (see
 - Extrapolation: errors over the forecast horizon, columns ``n_context`` onwards.
 - Rollouts: the first ``rollout_context`` points of each long trajectory are given, the rest is
   predicted; errors, phase-space divergence, valid prediction time and the error growth curve
-  are computed over the predicted part.
+  are computed over the predicted part. Where the dataset has a reference orbit
+  (``attractor_orbit``, ``attractor_period``), also the metrics of ``otgap.metrics.orbit``:
+  symmetric orbit distance over the second half of the predicted part (after the approach to the
+  attractor), relative period error from the upward crossings of v after the first reference
+  period of the predicted part (at least two crossings, else NaN: no oscillation), time in the
+  band around the attractor (in periods), and ``rmse_saturation`` (the RMSE two phase-decorrelated trajectories reach: a rollout RMSE near it
+  says only that the phase was lost). ``max_abs_rollout`` is the largest |y_hat| of the rollouts.
+- Where the dataset has ``rollout_unseen_*`` (the original fixed 0.45-jitter grid), the rollout
+  RMSE, orbit distance and period error on it are reported with the suffix ``_unseen``.
+
+Every model is called with ``forecast_from`` at the start of the horizon / predicted part, so the
+forecast region is predicted in the project's one rollout protocol (see
+``otgap.models.sequence``).
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from otgap.metrics.chaos import (
     valid_prediction_time,
 )
 from otgap.metrics.errors import masked_mae, masked_rmse, normalised_error, per_sequence_rmse
+from otgap.metrics.orbit import orbit_distance, saturation_rmse, time_in_band, upward_crossings
 
 REQUIRED_KEYS = (
     "test_t",
@@ -50,7 +63,17 @@ METRIC_NAMES = (
     "mae_rollout",
     "phase_divergence",
     "vpt",
+    "orbit_distance",
+    "period_error",
+    "time_in_band",
+    "rmse_saturation",
+    "max_abs_rollout",
+    "rmse_rollout_unseen",
+    "orbit_distance_unseen",
+    "period_error_unseen",
 )
+
+ORBIT_BAND = 0.3  # scaled distance from the attractor that counts as having left it
 
 
 @torch.no_grad()
@@ -60,6 +83,7 @@ def predict(
     y: np.ndarray,
     obs: np.ndarray,
     batch_size: int = 512,
+    forecast_from: int | None = None,
 ) -> np.ndarray:
     """Run ``model`` in eval mode over minibatches and return float64 predictions (N, T, D)."""
     was_training = model.training
@@ -68,7 +92,12 @@ def predict(
         out = []
         for s in range(0, len(t), batch_size):
             sl = slice(s, s + batch_size)
-            y_hat = model(torch.as_tensor(t[sl]), torch.as_tensor(y[sl]), torch.as_tensor(obs[sl]))
+            y_hat = model(
+                torch.as_tensor(t[sl]),
+                torch.as_tensor(y[sl]),
+                torch.as_tensor(obs[sl]),
+                forecast_from=forecast_from,
+            )
             out.append(y_hat.double().cpu().numpy())
         return np.concatenate(out, axis=0)
     finally:
@@ -102,7 +131,7 @@ def evaluate_forecaster(
     target = np.asarray(data["test_target"], bool)
     if np.any(obs & target):
         raise ValueError("test_obs and test_target overlap: held-out targets must be unobserved")
-    y_hat = predict(model, t, y, obs, batch_size)
+    y_hat = predict(model, t, y, obs, batch_size, forecast_from=n_context)
     horizon = np.zeros_like(obs)
     horizon[:, n_context:] = True
 
@@ -113,7 +142,7 @@ def evaluate_forecaster(
         raise ValueError(f"rollout_context={rc} must be in [1, {rt.shape[1]})")
     r_obs = np.zeros(rt.shape, dtype=bool)
     r_obs[:, :rc] = True
-    r_hat = predict(model, rt, ry, r_obs, batch_size)
+    r_hat = predict(model, rt, ry, r_obs, batch_size, forecast_from=rc)
     pred_part, true_part = r_hat[:, rc:], ry[:, rc:]
     err = normalised_error(pred_part, true_part, scale)
     vpt = valid_prediction_time(rt[:, rc:], rt[:, rc - 1], err, lyap_time, vpt_threshold)
@@ -128,7 +157,39 @@ def evaluate_forecaster(
         "mae_rollout": masked_mae(pred_part, true_part),
         "phase_divergence": phase_space_divergence(pred_part, true_part, scale),
         "vpt": float(np.mean(vpt)) if math.isfinite(lyap_time) else float("nan"),
+        "max_abs_rollout": float(np.max(np.abs(pred_part))),
+        "rmse_saturation": saturation_rmse(scale),
     }
+    nan = float("nan")
+    orbit_per_traj = period_per_traj = band_per_traj = np.full(len(rt), nan)
+    if "attractor_orbit" in data:
+        orbit = np.asarray(data["attractor_orbit"], dtype=np.float64)
+        ref_period = float(data["attractor_period"])
+        level = float(orbit[:, 0].mean())
+        hyst = 0.25 * float(orbit[:, 0].std())
+        half = pred_part.shape[1] // 2
+        orbit_per_traj = orbit_distance(pred_part[:, half:], orbit, scale)
+        period_per_traj = period_error(rt[:, rc:], pred_part, level, hyst, ref_period)
+        band_per_traj = time_in_band(
+            rt[:, rc:], pred_part, true_part, orbit, scale, ORBIT_BAND, ref_period
+        )
+        metrics["orbit_distance"] = _nanmean(orbit_per_traj)
+        metrics["period_error"] = _nanmean(period_per_traj)
+        metrics["time_in_band"] = _nanmean(band_per_traj)
+        if "rollout_unseen_t" in data:
+            ut, uy = data["rollout_unseen_t"], data["rollout_unseen_y"]
+            u_obs = np.zeros(ut.shape, dtype=bool)
+            u_obs[:, :rc] = True
+            u_hat = predict(model, ut, uy, u_obs, batch_size, forecast_from=rc)[:, rc:]
+            metrics["rmse_rollout_unseen"] = masked_rmse(u_hat, uy[:, rc:])
+            metrics["orbit_distance_unseen"] = _nanmean(
+                orbit_distance(u_hat[:, half:], orbit, scale)
+            )
+            metrics["period_error_unseen"] = _nanmean(
+                period_error(ut[:, rc:], u_hat, level, hyst, ref_period)
+            )
+    for name in METRIC_NAMES:
+        metrics.setdefault(name, nan)
     curves = {
         "error_growth_mean": growth_mean,
         "error_growth_std": growth_std,
@@ -140,8 +201,32 @@ def evaluate_forecaster(
         "rmse_extrap_per_sequence": per_sequence_rmse(y_hat, y, horizon),
         "rmse_rollout_per_trajectory": per_sequence_rmse(pred_part, true_part),
         "vpt_per_trajectory": vpt,
+        "orbit_distance_per_trajectory": orbit_per_traj,
+        "period_error_per_trajectory": period_per_traj,
+        "time_in_band_per_trajectory": band_per_traj,
     }
     return metrics, curves
+
+
+def period_error(
+    t: np.ndarray, y: np.ndarray, level: float, hyst: float, ref_period: float
+) -> np.ndarray:
+    """|T - T_ref| / T_ref per rollout, T the mean interval between the upward crossings of v
+    after the first ``ref_period`` of the rollout (a transient); NaN with fewer than two."""
+    out = np.full(len(t), np.nan)
+    for n, (tt, yy) in enumerate(zip(t, y, strict=True)):
+        if not np.all(np.isfinite(yy)):
+            continue
+        c = upward_crossings(tt, yy[:, 0], level, hyst)
+        c = c[c > tt[0] + ref_period]
+        if c.size >= 2:
+            out[n] = abs(float(np.mean(np.diff(c))) - ref_period) / ref_period
+    return out
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.mean(x[np.isfinite(x)])) if np.isfinite(x).any() else float("nan")
 
 
 def as_numbers(metrics: dict[str, Any]) -> dict[str, float]:

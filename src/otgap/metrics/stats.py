@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats as sps
 
 WILCOXON_MIN_N = 6
+TTEST_MIN_N = 3  # no p-value from fewer paired seeds (1 degree of freedom says nothing)
 
 
 def summarise(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
@@ -41,6 +42,24 @@ def summarise(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
         "ci95": half,
         "ci_low": mean - half,
         "ci_high": mean + half,
+    }
+
+
+def summarise_log(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Geometric mean and its CI: the t-interval of log(values), back-transformed (never clipped).
+
+    For positive, skewed errors. Non-positive or non-finite values are dropped (counted in
+    ``n_nonfinite``); the interval is multiplicative around the geometric mean.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), np.nan)
+    s = summarise(logs, level)
+    return {
+        "gmean": math.exp(s["mean"]) if s["n"] else float("nan"),
+        "gci_low": math.exp(s["ci_low"]) if s["n"] > 1 else float("nan"),
+        "gci_high": math.exp(s["ci_high"]) if s["n"] > 1 else float("nan"),
+        "log_std": s["std"],
     }
 
 
@@ -79,8 +98,8 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | str
         "note": "",
     }
     notes = []
-    if n < 2:
-        notes.append(f"t-test needs >= 2 paired seeds, have {n}")
+    if n < TTEST_MIN_N:
+        notes.append(f"no p-value: t-test needs >= {TTEST_MIN_N} paired seeds, have {n}")
     elif np.all(d == d[0]):
         notes.append("differences are constant: t-test undefined")
     else:

@@ -15,10 +15,21 @@ Interface (every entry of ``SEQUENCE_MODELS`` follows it)::
   causal). ``y_hat[:, 0]`` is ``y[:, 0]``. The models see times relative to ``t[:, 0]`` (they use
   gaps only), computed in float64 before the cast to the model's dtype.
 
-Where ``obs`` is False the model continues from its own prediction (or, for models with a masked
-update, keeps its memory and lets it decay or evolve), so a single call covers the three
-evaluation settings: interpolation at held-out points inside the context window, extrapolation
-over the forecast horizon, and long rollouts from a short observed buffer.
+Optional ``forecast_from`` (int): the column where the forecast region starts (the forecast
+horizon of a test sequence, the predicted part of a rollout; nothing there is observed). The one
+rollout protocol of this project: inside the forecast region every recurrent model feeds its own
+prediction back at each grid time, as if it were an observation. Before it (the context window,
+with its unobserved and held-out points) each model handles gaps its own way: the Neural ODE
+integrates over them, T-LSTM and LSTM+dt (``mode="observations"``) update only at observations
+and predict from the time elapsed since the last one, ODE-RNN evolves its hidden state, GRU-D
+decays its inputs. The column is known to the caller before any prediction, so the models stay
+strictly causal. Labelled ablations change this: ``feedback="none"`` (ODE-RNN's masked rollout,
+GRU-D's relaxation to the mean) never feeds back, ``feedback="unobserved"`` and T-LSTM/LSTM+dt's
+``mode="dense"`` feed back at every unobserved point (the original code's protocol).
+
+Forced system: a model built with ``drive_omega`` = Omega > 0 also receives the drive's phase as
+(cos Omega t, sin Omega t) of ABSOLUTE time (the drive of ``fhn_forced`` is cos Omega t); the phase
+of ``t[:, 0]`` is computed in float64 and the models add Omega times the relative time to it.
 
 Batches are vectorised over samples: each model loops over time steps only, with per-sample gaps
 held in tensors.
@@ -30,6 +41,7 @@ Class attributes read by the trainer:
   (MSE over observed ``i >= 1``, predicting each from the observations before it);
   ``"vector_field"`` regresses the true vector field (the paper's oracle shortcut, ablation only).
 - ``min_length``: the shortest sequence the model accepts.
+- ``feedback``: ``"forecast"`` (the one protocol), ``"none"`` or ``"unobserved"`` (ablations).
 
 ``prepare(t, y, obs)`` is called once with the training split before training; models that need
 data statistics (GRU-D's empirical mean) take them there, never from the batch being predicted.
@@ -37,6 +49,7 @@ data statistics (GRU-D's empirical mean) take them there, never from the batch b
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -99,23 +112,66 @@ class SequenceModel(nn.Module):
     fit_target: ClassVar[str] = "one_step"
     min_length: ClassVar[int] = 2
 
-    def __init__(self, state_dim: int = 2) -> None:
+    def __init__(self, state_dim: int = 2, drive_omega: float = 0.0) -> None:
         super().__init__()
         if state_dim < 1:
             raise ValueError(f"state_dim must be >= 1, got {state_dim}")
+        if not drive_omega >= 0:
+            raise ValueError(f"drive_omega must be >= 0, got {drive_omega}")
         self.state_dim = state_dim
+        self.drive_omega = float(drive_omega)
+        self._forecast_from = 0
+        self._phase0 = None
 
     def prepare(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> None:
         """Take statistics of the training split (default: nothing)."""
 
-    def forward(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    drive_omega: float = 0.0
+
+    def forward(
+        self,
+        t: torch.Tensor,
+        y: torch.Tensor,
+        obs: torch.Tensor,
+        forecast_from: int | None = None,
+    ) -> torch.Tensor:
         check_inputs(t, y, obs, state_dim=self.state_dim, min_length=self.min_length)
+        T = t.shape[1]
+        if forecast_from is None:
+            forecast_from = T
+        if not 1 <= int(forecast_from) <= T:
+            raise ValueError(f"forecast_from must lie in [1, {T}], got {forecast_from}")
+        if bool(obs[:, int(forecast_from) :].any()):
+            raise ValueError("points in the forecast region (columns >= forecast_from) are observed")
+        self._forecast_from = int(forecast_from)
         dtype = self._dtype()
+        # Phase of the drive at each sample's first time, in float64 (absolute times are large).
+        self._phase0 = None
+        if self.drive_omega:
+            self._phase0 = torch.remainder(
+                self.drive_omega * t[:, 0].double(), 2.0 * math.pi
+            ).to(dtype)
         # Times relative to the first point, in float64 before the cast, so that long rollouts at
-        # large absolute times keep their gaps exact in float32. Every model here uses gaps only.
+        # large absolute times keep their gaps exact in float32. Apart from the drive's phase,
+        # every model here uses gaps only.
         t = (t.double() - t[:, :1].double()).to(dtype)
         y = torch.where(obs.unsqueeze(-1), y.to(dtype), torch.zeros((), dtype=dtype))
         return self._predict(t, y, obs)
+
+    def drive(self, s: torch.Tensor) -> torch.Tensor:
+        """(cos, sin) of the drive's phase at relative times ``s`` (B,) -> (B, 2); (B, 0) unforced."""
+        if not self.drive_omega:
+            return s.new_zeros(s.shape + (0,))
+        phase = self._phase0 + self.drive_omega * s
+        return torch.stack([torch.cos(phase), torch.sin(phase)], dim=-1)
+
+    @property
+    def n_drive(self) -> int:
+        return 2 if self.drive_omega else 0
+
+    def in_forecast(self, i: int) -> bool:
+        """Whether column ``i`` lies in the forecast region of the current call."""
+        return i >= self._forecast_from
 
     def _dtype(self) -> torch.dtype:
         for p in self.parameters():
@@ -126,6 +182,24 @@ class SequenceModel(nn.Module):
 
     def _predict(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+FEEDBACK_MODES = ("forecast", "none", "unobserved")
+
+
+def check_feedback(feedback: str) -> str:
+    if feedback not in FEEDBACK_MODES:
+        raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got '{feedback}'")
+    return feedback
+
+
+def feeds_back(model: SequenceModel, feedback: str, i: int, obs_i: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: where the model consumes its own prediction at column ``i`` (never observed)."""
+    if feedback == "unobserved":
+        return ~obs_i
+    if feedback == "forecast" and model.in_forecast(i):
+        return torch.ones_like(obs_i)
+    return torch.zeros_like(obs_i)
 
 
 def carry_forward(obs_i: torch.Tensor, value: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:

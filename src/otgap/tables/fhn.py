@@ -1,4 +1,9 @@
-"""The A.1 summary table: mean +- std over seeds per model and sampling condition."""
+"""The A.1 summary table: per model and sampling condition, over seeds.
+
+Errors (``LOG_METRICS``) are shown as the geometric mean with its back-transformed 95% t-interval
+``[lo, hi]`` (the interval of the log values), times as mean +- std. A rollout RMSE at or above 80% of
+the saturation level sqrt(var_v + var_w) is marked ``s``: it says only that the phase was lost.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from otgap.analysis.fhn import LOG_METRICS
 from otgap.tables.latex import booktabs_table, mean_std, tex_escape
+
+SATURATION_FRACTION = 0.8
 
 METRIC_TITLES = {
     "rmse_interp": "interpolation RMSE (held-out points)",
@@ -15,8 +23,25 @@ METRIC_TITLES = {
     "rmse_rollout": "rollout RMSE",
     "phase_divergence": "phase-space divergence",
     "vpt": "valid prediction time (Lyapunov times)",
+    "orbit_distance": "symmetric orbit distance (scaled v, w)",
+    "period_error": "relative period error",
+    "time_in_band": "time within the attractor's band (periods)",
+    "rmse_rollout_unseen": "rollout RMSE, unseen gaps (jitter 0.45)",
+    "orbit_distance_unseen": "orbit distance, unseen gaps (jitter 0.45)",
+    "period_error_unseen": "relative period error, unseen gaps (jitter 0.45)",
 }
-LOWER_IS_BETTER = {"vpt": False}
+LOWER_IS_BETTER = {"vpt": False, "time_in_band": False}
+
+
+def _geo_cell(r, digits: int, bold: bool, mark: str) -> str:
+    g, lo, hi = (float(r.get(k, np.nan)) for k in ("gmean", "gci_low", "gci_high"))
+    if not np.isfinite(g):
+        return "--"
+    body = f"{g:.{digits}f}"
+    if bold:
+        body = f"\\mathbf{{{body}}}"
+    interval = f"\\,[{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(lo) else ""
+    return f"${body}{mark}{interval}$"
 
 
 def summary_table(
@@ -27,12 +52,15 @@ def summary_table(
     conditions: Sequence[str] | None = None,
     reference: str = "neural_ode",
     digits: int = 3,
+    exclude_systems: Sequence[str] = (),
 ) -> str:
     """LaTeX tabular from the aggregate stage's ``stats.csv`` frame.
 
-    Rows are models, columns conditions, one section per (system, metric). The best mean of each
-    column is bold; a dagger marks a model whose difference from ``reference`` is significant
-    after Holm's correction (paired t-test over seeds, ``significant`` column).
+    Rows are models, columns conditions, one section per (system, metric). The best (geometric)
+    mean of each column is bold; a dagger marks a model whose difference from ``reference`` is
+    significant after Holm's correction (paired t-test over seeds, on log values for errors,
+    ``significant`` column). Systems in ``exclude_systems`` are left out (the forced system while
+    its models do not see the drive's phase).
     """
     need = {"system", "condition", "model", "metric", "mean", "std", "significant"}
     missing = need - set(stats.columns)
@@ -44,9 +72,15 @@ def summary_table(
     )
     header = ["Model", *[tex_escape(c) for c in conditions]]
     sections = []
-    for system in sorted(stats["system"].unique()):
+    n_families = 0
+    n_compared = 0
+    for system in sorted(set(stats["system"].unique()) - set(exclude_systems)):
         for metric in metrics:
             sub = stats[(stats["system"] == system) & (stats["metric"] == metric)]
+            use_geo = metric in LOG_METRICS and "gmean" in sub
+            value_col = "gmean" if use_geo else "mean"
+            sat = stats[(stats["system"] == system) & (stats["metric"] == "rmse_saturation")]
+            sat_level = float(sat["mean"].iloc[0]) if len(sat) else np.nan
             if sub.empty or not np.isfinite(sub["mean"].to_numpy(float)).any():
                 continue
             cell = sub.set_index(["model", "condition"])
@@ -59,11 +93,14 @@ def summary_table(
             )
             best = {}
             for c in conditions:
-                col = sub[(sub["condition"] == c) & complete]["mean"].to_numpy(float)
+                col = sub[(sub["condition"] == c) & complete][value_col].to_numpy(float)
                 col = col[np.isfinite(col)]
                 if col.size:
                     lower = LOWER_IS_BETTER.get(metric, True)
                     best[c] = col.min() if lower else col.max()
+            if not sub.empty:
+                n_families += sub["condition"].nunique()
+                n_compared = max(n_compared, len([m for m in models if m != reference]))
             rows = []
             for m in models:
                 row = [tex_escape(m)]
@@ -77,23 +114,30 @@ def summary_table(
                     mark = "^{\\dagger}" if sig else ""
                     if lost:
                         mark += f"^{{({lost}\\,\\mathrm{{failed}})}}"
-                    row.append(
-                        mean_std(
-                            float(r["mean"]),
-                            float(r["std"]),
-                            digits,
-                            bold=not lost and c in best and float(r["mean"]) == best[c],
-                            mark=mark,
-                        )
-                    )
+                    value = float(r[value_col])
+                    if metric.startswith("rmse_rollout") and value >= SATURATION_FRACTION * sat_level:
+                        mark += "^{s}"
+                    bold = not lost and c in best and value == best[c]
+                    if use_geo:
+                        row.append(_geo_cell(r, digits, bold, mark))
+                    else:
+                        row.append(mean_std(value, float(r["std"]), digits, bold=bold, mark=mark))
                 rows.append(row)
             title = f"{system}: {METRIC_TITLES.get(metric, metric)}"
             sections.append((title, rows))
     if not sections:
         raise ValueError("no finite statistics to tabulate")
     notes = [
-        "Mean +- std over seeds. Bold: best mean per column among cells with every seed finite.",
-        "(k failed): k seeds gave a non-finite value (e.g. a rollout that blew up) and are left out.",
-        f"Dagger: differs from {reference} (paired t-test over seeds, Holm-corrected p < 0.05).",
+        "Errors: geometric mean over seeds [back-transformed 95% t-interval of the log values];",
+        "times: mean +- std. Bold: best per column among cells with every seed finite.",
+        "(k failed): k seeds gave a non-finite value (e.g. no oscillation to time) and are left out.",
+        f"Dagger: differs from {reference} (paired t-test over seeds on log values for errors;",
+        f"no p-value from fewer than 3 seeds). Multiplicity: Holm over the {n_compared} models",
+        f"compared with {reference} within each of the {n_families} (system, condition, metric)",
+        "families shown; no correction across families.",
+        f"s: rollout RMSE >= {SATURATION_FRACTION:g} x the saturation level sqrt(var_v + var_w)",
+        "(the phase is lost; see orbit distance and period error for staying on the attractor).",
     ]
+    if exclude_systems:
+        notes.append(f"Left out: {', '.join(exclude_systems)} (models do not see the drive's phase).")
     return booktabs_table(header, sections, notes=notes)

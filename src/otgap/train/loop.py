@@ -261,6 +261,7 @@ def train_loop(
     seed_fn: Callable[[int], None] = seed_everything,
     identity: Mapping[str, Any] | str | None = None,
     snapshots: SnapshotLog | None = None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> LoopResult:
     """Run ``step_fn(step)`` for ``step`` in ``[start, total_steps)`` and return the history.
 
@@ -272,6 +273,8 @@ def train_loop(
       called at step 0 (before any update), every ``eval_every`` steps, and after the last step.
     - ``extras``: a dict the stage may mutate (e.g. the curvature warm-start vector); it is saved in
       checkpoints and restored on resume.
+    - ``should_stop(step)`` (optional, e.g. early stopping) is asked after each evaluation; True
+      ends the loop there (``steps_done`` tells where).
     - Divergence: a non-finite loss ends the loop; ``diverged_step`` records the step, the history
       gets a final record with ``diverged=True``.
     - ``identity``: what makes this job this job (its parameters, digests of its code; any JSON
@@ -342,6 +345,9 @@ def train_loop(
             is_last = step == total_steps
             if is_last or (eval_every and step % eval_every == 0):
                 evaluate(step, diverged=False)
+                if not is_last and should_stop is not None and should_stop(step):
+                    log(f"[{label}] stopped early at step {step}/{total_steps}")
+                    break
             if ckpt_path is not None and not is_last:
                 if sig.raised is not None or (checkpoint_every and step % checkpoint_every == 0):
                     save_checkpoint(ckpt_path, step, stateful, history, extras, identity, snapshots)

@@ -1,9 +1,24 @@
 """Training of the sequence models in ``otgap.models.sequence`` on irregularly sampled splits.
 
-Loss (``fit_target = "one_step"``): mean squared error of the predictions at observed points
-``i >= 1``. Because every model is strictly causal, the prediction at an observed point comes
-from the observations before it over that sample's own gap, so this is a one-step-ahead loss on
-the irregular trajectory; held-out targets and the forecast horizon never enter it.
+Objective ``"multi_step"`` (default): the loss the models are scored with. Each training sequence
+is cut after its context window plus the first ``H_e`` horizon points, and the model predicts it in
+one call with the forecast region starting at the horizon (``forecast_from=n_context``): at
+observed context points it predicts one step ahead from the observations before them, over the
+horizon it runs open-loop, feeding back its own predictions exactly as in the evaluation's
+extrapolation and rollouts. The loss is the mean squared error over the observed context points
+``i >= 1`` and the ``H_e`` horizon points. Curriculum: ``H_e`` grows linearly from 1 to the full
+horizon over ``horizon_ramp_epochs`` epochs. The validation loss is the same objective over the full
+horizon (so it is comparable across epochs), and early stopping and best-weight selection use it.
+Held-out interpolation targets of the training split never enter the loss (they count as
+unobserved).
+
+Objective ``"one_step"`` (the original code's protocol, kept as a switch): mean squared error of the
+teacher-forced one-step predictions at observed points ``i >= 1`` only; the horizon is unused.
+
+Convergence: with ``patience`` (epochs) set, training stops once the validation loss has not
+improved for ``patience`` epochs (``epochs`` is then an upper bound), and ``keep="best"`` restores the
+weights of the best validation loss (``keep="last"``: the original's last-epoch weights). The best
+weights live in the loop's ``extras``, so they survive a checkpoint and resume.
 
 Loss (``fit_target = "vector_field"``, ablation only): mean squared error between the model's
 field and the TRUE field at the observed training states (the paper's shortcut; an oracle).
@@ -43,12 +58,36 @@ class FitConfig:
     eval_every_epochs: int = 1
     checkpoint_every_epochs: int = 0
     log_every_epochs: int = 0
+    objective: str = "multi_step"
+    horizon_ramp_epochs: int = 0
+    patience: int | None = None  # epochs without a better validation loss; None: never stop
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {self}")
         if self.eval_every_epochs < 1:
             raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got '{self.objective}'")
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"keep must be 'best' or 'last', got '{self.keep}'")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 epoch or None, got {self.patience}")
+        if self.horizon_ramp_epochs < 0:
+            raise ValueError(f"horizon_ramp_epochs must be >= 0, got {self.horizon_ramp_epochs}")
+
+
+OBJECTIVES = ("multi_step", "one_step")
+
+
+def curriculum_horizon(epoch: int, horizon: int, ramp_epochs: int) -> int:
+    """Horizon points in the loss at ``epoch``: 1 at epoch 0 growing linearly to ``horizon``."""
+    if horizon <= 0:
+        return 0
+    if ramp_epochs <= 0:
+        return horizon
+    return max(1, min(horizon, 1 + (epoch * (horizon - 1)) // ramp_epochs))
 
 
 def split_tensors(data: dict[str, np.ndarray], split: str) -> Split:
@@ -72,6 +111,32 @@ def one_step_loss(model: SequenceModel, t: torch.Tensor, y: torch.Tensor, obs: t
     target = torch.where(obs.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype)).to(y_hat.dtype)
     diff = (y_hat[:, 1:] - target[:, 1:])[mask]
     return diff.pow(2).mean()
+
+
+def multi_step_loss(
+    model: SequenceModel,
+    t: torch.Tensor,
+    y: torch.Tensor,
+    obs: torch.Tensor,
+    n_context: int,
+    horizon: int,
+):
+    """MSE over the observed context points i >= 1 and the first ``horizon`` points after the
+    context, predicted in one call with the forecast region from ``n_context`` (open-loop)."""
+    length = n_context + horizon
+    if not 2 <= n_context <= t.shape[1] or length > t.shape[1]:
+        raise ValueError(
+            f"n_context={n_context} + horizon={horizon} do not fit sequences of {t.shape[1]} points"
+        )
+    t, y, obs = t[:, :length], y[:, :length], obs[:, :length]
+    y_hat = model(t, y, obs, forecast_from=min(n_context, length))
+    mask = obs.clone()
+    mask[:, n_context:] = True
+    mask[:, 0] = False
+    if not bool(mask.any()):
+        raise ValueError("no observed or horizon point after column 0 in this batch: nothing to fit")
+    target = torch.where(mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype)).to(y_hat.dtype)
+    return (y_hat - target)[mask].pow(2).mean()
 
 
 def vector_field_loss(
@@ -104,13 +169,17 @@ def fit_sequence_model(
     label: str = "fhn",
     device: str | torch.device = "cpu",
     identity: Mapping[str, Any] | str | None = None,
+    n_context: int | None = None,
 ) -> LoopResult | None:
     """Train ``model`` in place with Adam; returns the loop result (None for a baseline).
 
     ``model.prepare`` is called with the training split first. ``true_field`` is required for
-    models whose ``fit_target`` is ``"vector_field"``. The model and the splits are moved to
-    ``device``; the model stays there. ``identity`` (the job's parameters and code digests) keys
-    the checkpoint: one written by another identity is discarded, not resumed.
+    models whose ``fit_target`` is ``"vector_field"``; ``n_context`` (the context window's length;
+    the rest of each sequence is the horizon) for ``cfg.objective == "multi_step"``. The model and
+    the splits are moved to ``device``; the model stays there. ``result.extras`` holds
+    ``best_val_loss``, ``best_epoch`` and ``stopped_epoch``.
+    ``identity`` (the job's parameters and code digests) keys the checkpoint: one written by
+    another identity is discarded, not resumed.
     """
     device = torch.device(device)
     model.to(device)
@@ -124,12 +193,20 @@ def fit_sequence_model(
         if true_field is None:
             raise ValueError(f"{type(model).__name__} regresses the true field: pass true_field")
 
-        def loss_fn(tb, yb, ob):
+        def loss_fn(tb, yb, ob, epoch=None):
             return vector_field_loss(model, tb, yb, ob, true_field)
-    elif model.fit_target == "one_step":
+    elif model.fit_target == "one_step" and cfg.objective == "one_step":
 
-        def loss_fn(tb, yb, ob):
+        def loss_fn(tb, yb, ob, epoch=None):
             return one_step_loss(model, tb, yb, ob)
+    elif model.fit_target == "one_step":
+        if n_context is None:
+            raise ValueError("the multi-step objective needs n_context (the context length)")
+        full = t.shape[1] - int(n_context)
+
+        def loss_fn(tb, yb, ob, epoch=None):
+            h = full if epoch is None else curriculum_horizon(epoch, full, cfg.horizon_ramp_epochs)
+            return multi_step_loss(model, tb, yb, ob, int(n_context), h)
     else:
         raise ValueError(f"unknown fit_target '{model.fit_target}' of {type(model).__name__}")
 
@@ -149,12 +226,14 @@ def fit_sequence_model(
         idx = idx.to(device)
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(t[idx], y[idx], obs[idx])
+        loss = loss_fn(t[idx], y[idx], obs[idx], epoch)
         loss.backward()
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         return float(loss.detach())
+
+    extras: dict = {"best_val_loss": math.inf, "best_epoch": 0, "best_state": None}
 
     def eval_fn(step: int) -> dict[str, float]:
         record = {"epoch": step / per_epoch, "lr": opt.param_groups[0]["lr"]}
@@ -165,12 +244,21 @@ def fit_sequence_model(
             record["val_loss"] = vloss
             if sched is not None and step > 0 and math.isfinite(vloss):
                 sched.step(vloss)
+            if vloss < extras["best_val_loss"]:
+                extras["best_val_loss"] = vloss
+                extras["best_epoch"] = step // per_epoch
+                extras["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return record
+
+    def should_stop(step: int) -> bool:
+        if cfg.patience is None or val is None:
+            return False
+        return step // per_epoch - extras["best_epoch"] >= cfg.patience
 
     stateful = {"model": model, "optimizer": opt}
     if sched is not None:
         stateful["scheduler"] = sched
-    return train_loop(
+    result = train_loop(
         step_fn=step_fn,
         total_steps=cfg.epochs * per_epoch,
         seed=seed,
@@ -183,7 +271,15 @@ def fit_sequence_model(
         label=label,
         log=log,
         identity=identity,
+        extras=extras,
+        should_stop=should_stop,
     )
+    extras = result.extras
+    extras["stopped_epoch"] = result.steps_done // per_epoch
+    if cfg.keep == "best" and extras.get("best_state") is not None:
+        model.load_state_dict(extras["best_state"])
+    extras.pop("best_state", None)
+    return result
 
 
 def save_sequence_model(path: str | Path, name: str, kwargs: dict, model: SequenceModel) -> None:
@@ -206,3 +302,60 @@ def load_sequence_model(path: str | Path) -> tuple[str, SequenceModel]:
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return payload["model"], model
+
+
+def fit_config(settings: dict) -> FitConfig:
+    """The FitConfig of a training job's settings (the ``fhn.train`` config keys)."""
+    return FitConfig(
+        epochs=int(settings["epochs"]),
+        batch_size=int(settings["batch_size"]),
+        lr=float(settings["lr"]),
+        grad_clip=settings.get("grad_clip"),
+        plateau_factor=float(settings.get("plateau_factor", 0.5)),
+        plateau_patience=settings.get("plateau_patience"),
+        eval_every_epochs=int(settings.get("eval_every", 1)),
+        checkpoint_every_epochs=int(settings.get("checkpoint_every", 0)),
+        objective=str(settings.get("objective", "multi_step")),
+        horizon_ramp_epochs=int(settings.get("horizon_ramp_epochs", 0)),
+        patience=settings.get("patience"),
+        keep=str(settings.get("keep", "best")),
+    )
+
+
+def train_seed(
+    name: str,
+    model_kwargs: dict,
+    data: dict[str, np.ndarray],
+    cfg: FitConfig,
+    seed: int,
+    *,
+    true_field: Callable | None = None,
+    checkpoint_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    label: str = "fhn",
+    device: str | torch.device = "cpu",
+    identity: Mapping[str, Any] | str | None = None,
+) -> tuple[SequenceModel, LoopResult | None]:
+    """Build model ``name`` with ``model_kwargs`` under ``seed`` and train it on ``data``'s train
+    split (validation on its val split). One seed; a job loops over its seeds with this."""
+    from otgap.models.sequence import build_sequence_model
+    from otgap.train.determinism import seed_everything
+
+    seed_everything(seed)
+    model = build_sequence_model(name, **model_kwargs)
+    result = fit_sequence_model(
+        model,
+        split_tensors(data, "train"),
+        cfg,
+        seed=seed,
+        val=split_tensors(data, "val"),
+        true_field=true_field,
+        checkpoint_dir=checkpoint_dir,
+        log=log,
+        label=label,
+        device=device,
+        identity=identity,
+        n_context=int(data["n_context"]),
+    )
+    model.cpu()
+    return model, result
