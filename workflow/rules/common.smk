@@ -124,10 +124,12 @@ def fhn_condition(wildcards):
 
 
 def all_targets():
-    """Every final artifact: figures, tables (and, once it exists, the paper)."""
+    """Every final artifact: figures, tables and the paper."""
     return [
         *fhn_data_targets(),
         *fhn_targets(),
         *eos_train_targets(),
         *eos_analysis_targets(),
+        # the paper (rules/paper.smk): main.pdf, or its generated parts when auto skips the PDF
+        *paper_targets(),
     ]
