@@ -33,13 +33,18 @@ if _paper_warning:
 
 def paper_system_tables(name):
     """Result tables (CSV) of system ``name``: files a rule of this workflow makes (no
-    wildcards) or that exist already, under systems/<name>/, tables/<name>/ or aggregate/<name>/."""
+    wildcards) or that exist already, under systems/<name>/, tables/<name>/ or aggregate/<name>/.
+    """
     prefixes = [f"{R}/{stage}/{name}/" for stage in ("systems", "tables", "aggregate")]
     found = set()
     for rule_ in workflow.rules:
         for out in rule_.output:
             path = str(out)
-            if path.endswith(".csv") and "{" not in path and path.startswith(tuple(prefixes)):
+            if (
+                path.endswith(".csv")
+                and "{" not in path
+                and path.startswith(tuple(prefixes))
+            ):
                 found.add(path)
     for prefix in prefixes:
         found.update(glob(f"{prefix}**/*.csv", recursive=True))
@@ -53,7 +58,10 @@ def paper_system_provenance(wildcards):
         for path in map(str, rule_.output):
             if "{" not in path:
                 out[path] = (rule_.name, str(rule_.script or "unknown"))
-    return {t: out.get(t, ("unknown", "unknown")) for t in paper_system_tables(wildcards.system)}
+    return {
+        t: out.get(t, ("unknown", "unknown"))
+        for t in paper_system_tables(wildcards.system)
+    }
 
 
 def paper_systems():
@@ -71,7 +79,9 @@ def paper_eos_figures():
     ]
     cfg = next((c for c in configs if c["optimizer"] == "gd"), configs[0])
     return {
-        "comparison": f"{EOS_FIG}/" + EOS_GROUP_TAIL.format(**group) + "/comparison.pdf",
+        "comparison": f"{EOS_FIG}/"
+        + EOS_GROUP_TAIL.format(**group)
+        + "/comparison.pdf",
         "multiseed": f"{EOS_FIG}/" + EOS_CONFIG_TAIL.format(**cfg) + "/multiseed.pdf",
     }
 
@@ -84,7 +94,9 @@ def paper_other_run():
         "other_eos_summary": f"{other}/aggregate/eos/summary.csv",
     }
     found = {k: v for k, v in names.items() if Path(v).is_file()}
-    found["other_lyapunov"] = sorted(glob(f"{other}/data/fhn/system=*/lyapunov.json"))[:1]
+    found["other_lyapunov"] = sorted(glob(f"{other}/data/fhn/system=*/lyapunov.json"))[
+        :1
+    ]
     return found
 
 
@@ -242,7 +254,9 @@ rule paper_compare:
         other_run=PAPER["compare_run"],
         condition=PAPER["compare_condition"],
         models=[
-            m for m in ("neural_ode", "neural_ode_oracle", "lstm_dt", "odernn") if m in FHN["models"]
+            m
+            for m in ("neural_ode", "neural_ode_oracle", "lstm_dt", "odernn")
+            if m in FHN["models"]
         ],
         optimizers=[o["name"] for o in EOS["optimizers"]],
     script:
