@@ -576,3 +576,77 @@ def test_changed_aggregate_reruns_only_its_part_and_the_pdf(quick_run):
     assert not any(rule.endswith("_train") for rule in counts), counts
     if counts.get("paper_pdf") is None:  # the PDF is not a target when TeX is missing
         assert not HAVE_TEX
+
+
+# ---- configs and the data dictionary ---------------------------------------------------------
+def _merged(overlay: str) -> dict:
+    import yaml
+
+    from otgap.config import merge
+
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return merge(base, yaml.safe_load((REPO / "config" / overlay).read_text()))
+
+
+@pytest.mark.parametrize("overlay", ["quick.yaml", "original.yaml", "original_quick.yaml"])
+def test_configs_validate_with_paper_section(overlay):
+    from otgap.config import validate_config
+
+    cfg = validate_config(_merged(overlay), REPO / "workflow/schemas/config.schema.yaml")
+    assert cfg["paper"]["build_pdf"] in (True, False, "auto")
+    assert cfg["paper"]["compare_run"] != cfg["run"]
+
+
+def test_build_pdf_typo_is_a_config_error():
+    from otgap.config import ConfigError, validate_config
+
+    cfg = _merged("quick.yaml")
+    cfg["paper"]["build_pdf"] = "yes"
+    with pytest.raises(ConfigError, match="build_pdf"):
+        validate_config(cfg, REPO / "workflow/schemas/config.schema.yaml")
+
+
+def test_original_settings_as_the_references_state():
+    """config/original.yaml against REFERENCES.md section 1 (values transcribed here)."""
+    cfg = _merged("original.yaml")
+    assert cfg["run"] == "original"
+    assert cfg["fhn"]["systems"] == ["fhn"]
+    assert all(c["obs_fraction"] == 1.0 for c in cfg["fhn"]["conditions"])
+    assert cfg["fhn"]["analysis"]["reference"] == "neural_ode_oracle"
+    train = cfg["fhn"]["train"]
+    assert (train["epochs"], train["lr"], train["hidden"]) == (1500, 0.0005, 128)
+    assert (train["plateau_factor"], train["plateau_patience"]) == (0.5, 200)
+    assert cfg["fhn"]["train"]["model_kwargs"]["odernn"] == {"method": "euler", "n_sub": 1}
+    assert cfg["fhn"]["dataset"]["rollout_jitter"] == 0.45
+    eos = cfg["eos"]
+    assert eos["datasets"] == ["pathmnist"] and eos["seeds"] == [0, 1, 2, 3, 4]
+    assert eos["optimizers"] == [{"name": "sgd", "lrs": [0.15], "batch_size": 128, "epochs": 50}]
+    assert eos["model_hyper"]["mlp"] == {"hidden": [256, 128], "activation": "relu"}
+    assert (eos["eig_subset"], eos["eig_max_iter"], eos["eig_tol"]) == (256, 50, 1e-4)
+
+
+def test_original_config_dry_run():
+    proc = snakemake("-n", "--configfile", "config/original.yaml", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["fhn_train"] == 1 * 2 * 3 * 5  # system x conditions x models x seeds
+    assert counts["eos_train"] == 5
+    if HAVE_TEX:
+        assert counts["paper_pdf"] == 1
+
+
+def _dictionary_columns() -> set[str]:
+    text = (REPO / "docs" / "data_dictionary.md").read_text()
+    return set(re.findall(r"(?m)^\| ([a-z][a-z0-9_]*) \|", text))
+
+
+@pytest.mark.e2e
+def test_data_dictionary_covers_every_csv_column(quick_run):
+    documented = _dictionary_columns()
+    missing = {}
+    for csv in sorted(quick_run.rglob("*.csv")):
+        columns = pd.read_csv(csv, nrows=0).columns
+        lacking = [c for c in columns if c not in documented and not re.fullmatch(r"eig_\d+", c)]
+        if lacking:
+            missing[str(csv.relative_to(quick_run))] = lacking
+    assert not missing, f"columns missing from docs/data_dictionary.md: {missing}"
