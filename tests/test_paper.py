@@ -650,3 +650,98 @@ def test_data_dictionary_covers_every_csv_column(quick_run):
         if lacking:
             missing[str(csv.relative_to(quick_run))] = lacking
     assert not missing, f"columns missing from docs/data_dictionary.md: {missing}"
+
+
+# ---- generators without LaTeX ----------------------------------------------------------------
+def test_eos_table_diverged_cells_and_bold_best():
+    from otgap.paper.eos import eos_table
+
+    rows = []
+    for opt, accs, div in (
+        ("gd", (0.5, 0.6), (True, True)),
+        ("sgd", (0.91, 0.93), (False, False)),
+        ("adam", (0.99, 0.80), (False, True)),
+    ):
+        for seed, (acc, d) in enumerate(zip(accs, div, strict=True)):
+            rows.append(
+                {
+                    "dataset": "digits",
+                    "model": "mlp",
+                    "loss": "mse",
+                    "optimizer": opt,
+                    "lr": 0.1,
+                    "seed": seed,
+                    "final_test_acc": acc,
+                    "diverged": d,
+                    "max_ratio": 1.5,
+                }
+            )
+    tex = eos_table(pd.DataFrame(rows), provenance="P.")
+    lines = {
+        line.split(" & ")[0]: line.split(" & ")[2:]
+        for line in tex.splitlines()
+        if " & " in line and not line.startswith("Optimizer")
+    }
+    assert lines["gd"] == ["diverged", "diverged \\\\"]
+    # sgd: mean 92.0, std 1.414 -> 1.4 -> one decimal; best complete config -> bold
+    assert lines["sgd"][0] == "$\\mathbf{92.0 \\pm 1.4}$"
+    # adam: one of two seeds diverged: the other seed's value, no std, the count in words
+    assert lines["adam"][0] == "$99.0$ (1/2 diverged)"
+    assert lines["adam"][1] == "$1.50$ \\\\"
+
+
+def test_fhn_macros_pick_sparsest_condition_and_best_model():
+    from otgap.paper.fhn import fhn_macros
+
+    stats = pd.DataFrame(
+        [
+            {
+                "system": "fhn",
+                "condition": c,
+                "model": m,
+                "metric": "rmse_interp",
+                "mean": mean,
+                "std": 0.01,
+                "significant": sig,
+                "n_nonfinite": lost,
+            }
+            for c, m, mean, sig, lost in (
+                ("jitter", "neural_ode", 0.2, False, 0),
+                ("jitter", "grud", 0.1, True, 0),
+                ("sparse30", "neural_ode", 0.31, False, 0),
+                ("sparse30", "grud", 0.05, True, 1),  # lost a seed: cannot be best
+                ("sparse30", "odernn", 0.42, False, 0),
+            )
+        ]
+    )
+    conditions = [
+        {"name": "jitter", "jitter": 0.3, "obs_fraction": 1.0},
+        {"name": "sparse30", "jitter": 0.3, "obs_fraction": 0.3},
+    ]
+    ms = fhn_macros(
+        stats,
+        system="fhn",
+        conditions=conditions,
+        models=["neural_ode", "grud", "odernn"],
+        reference="neural_ode",
+        lyapunov=None,
+        n_seeds=2,
+    )
+    assert ms.value("FhnSparsest") == "sparse30"
+    assert ms.value("FhnSparsestObsPercent") == "30.0"
+    assert ms.value("FhnNodeRmseSparsest") == "$0.310 \\pm 0.010$"
+    assert ms.value("FhnBestSparsest") == "neural\\_ode"
+    assert ms.value("FhnNSignificant") == "2 of 3"
+    assert ms.value("FhnLyapunov") == "n/a"
+    assert (
+        fhn_macros(
+            None,
+            system="fhn",
+            conditions=conditions,
+            models=["neural_ode"],
+            reference="neural_ode",
+            lyapunov=0.5,
+            n_seeds=1,
+        ).value("FhnNodeRmseSparsest")
+        == "n/a"
+    )

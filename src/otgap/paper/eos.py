@@ -14,7 +14,6 @@ import pandas as pd
 
 from otgap.paper.macros import MacroSet
 from otgap.paper.numbers import (
-    MISSING,
     as_text,
     best_index,
     format_percent,
@@ -160,9 +159,16 @@ def eos_table(summary: pd.DataFrame | None, *, provenance: str, label: str = "ta
     for i, r in enumerate(stats):
         cfg = r["cfg"]
         title = ", ".join(str(cfg.get(k, "")) for k in ("dataset", "model", "loss") if k in cfg)
+        # all seeds diverged: every cell says so; some: the first cell says how many
         cells = [
-            mean_std_cell(r[c][0], r[c][1], bold=best.get(c) == i, diverged=r["div"], n=r["n"])
-            for c in columns
+            mean_std_cell(
+                r[c][0],
+                r[c][1],
+                bold=best.get(c) == i,
+                diverged=r["div"] if (j == 0 or r["div"] >= r["n"]) else 0,
+                n=r["n"],
+            )
+            for j, c in enumerate(columns)
         ]
         sections.setdefault(title, []).append(
             [tex_escape(cfg.get("optimizer", "")), format_setting(cfg.get("lr")), *cells]
@@ -180,7 +186,3 @@ def eos_table(summary: pd.DataFrame | None, *, provenance: str, label: str = "ta
         caption,
         label,
     )
-
-
-def missing_or(value: str | None) -> str:
-    return MISSING if value is None else value

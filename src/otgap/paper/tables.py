@@ -6,9 +6,9 @@ caption (ending in provenance) and label, so the paper's sources only ``\\input`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from otgap.tables.latex import booktabs_table, tex_escape
+from otgap.tables.latex import booktabs_table
 
 
 def table_float(tabular: str, caption: str, label: str, *, small: bool = True) -> str:
@@ -32,22 +32,6 @@ def figure_float(path: str, caption: str, label: str, width: str = "\\linewidth"
         f"\\caption{{{caption}}}\n\\label{{{label}}}\n"
         "\\end{figure}\n"
     )
-
-
-def grid_table(
-    cells: Mapping[tuple[str, str], str],
-    rows: Sequence[str],
-    columns: Sequence[str],
-    *,
-    row_title: str,
-    column_titles: Mapping[str, str] | None = None,
-    missing: str = "n/a",
-) -> str:
-    """A booktabs tabular from pre-formatted ``cells[(row, column)]``."""
-    titles = column_titles or {}
-    header = [tex_escape(row_title), *[tex_escape(titles.get(c, c)) for c in columns]]
-    body = [[tex_escape(r), *[cells.get((r, c), missing) for c in columns]] for r in rows]
-    return booktabs_table(header, [(None, body)])
 
 
 def sectioned_table(
