@@ -92,7 +92,7 @@ def format_mean_std(mean: object, std: object = None, *, sig: int = 3) -> tuple[
     if not _finite(std) or float(std) == 0:  # type: ignore[arg-type]
         return format_value(m, sig), None
     s = float(std)  # type: ignore[arg-type]
-    if not (1e-3 <= abs(s) < 1e5 and abs(m) < 1e5):
+    if not (1e-5 <= abs(s) < 1e5 and abs(m) < 1e5):
         return format_value(m, sig), format_value(s, 2)
     d = decimals_for(s, 2)
     return _fixed(m, d), _fixed(s, d)
