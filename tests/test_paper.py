@@ -282,7 +282,9 @@ def _run_script(name: str, log: Path, **parts) -> None:
     runpy.run_path(str(REPO / "scripts" / f"{name}.py"), init_globals={"snakemake": smk})
 
 
-def build_fixture_paper(root: Path, run: str, other: str, systems: dict | None = None) -> Path:
+def build_fixture_paper(
+    root: Path, run: str, other: str, systems: dict | None = None, models=MODELS
+) -> Path:
     """The paper stage's scripts, in DAG order, on fixture run ``run`` (compared with ``other``)."""
     r = root / "results" / run
     o = root / "results" / other
@@ -306,7 +308,7 @@ def build_fixture_paper(root: Path, run: str, other: str, systems: dict | None =
         params={
             "system": "fhn",
             "conditions": CONDITIONS,
-            "models": MODELS,
+            "models": list(models),
             "seeds": [0, 1],
             "reference": "neural_ode",
             "metrics": ["rmse_interp", "rmse_rollout"],
@@ -527,6 +529,19 @@ def test_fixture_paper_without_original_run_and_diverged_cells(tmp_path):
     eos_table = (paper / "generated" / "eos_table.tex").read_text()
     adam_row = next(line for line in eos_table.splitlines() if line.startswith("adam"))
     assert adam_row.count("diverged") >= 4  # every metric cell of the all-diverged config
+
+
+@needs_tex
+def test_original_settings_paper_builds_with_fewer_models(tmp_path):
+    """The original run trains three models: the others' macros exist and read n/a."""
+    models = ["neural_ode_oracle", "lstm_dt", "odernn"]
+    make_run(tmp_path, "original", models=models, base=0.0812)
+    paper = build_fixture_paper(tmp_path, "original", "fixture", models=models)
+    text = check_paper(paper)
+    assert "not run" in compare_rows(paper)
+    macros = macro_values(paper)
+    assert macros["FhnNodeRmseSparsest"] == "n/a" and macros["FhnGrudRmseSparsest"] == "n/a"
+    assert "0.2912 ± 0.0034" in text  # oracle, sparse50: 0.0812 + 0.2
 
 
 @needs_tex

@@ -104,11 +104,16 @@ def fhn_macros(
         f"${format_value(lyapunov, 3)}$" if format_value(lyapunov) != MISSING else None,
         "largest Lyapunov exponent of the system, 1/time unit",
     )
-    for model in models:
-        part = MODEL_MACRO.get(model)
-        if part is None:
-            continue
-        row = _row(stats, system=system, condition=sparse, model=model, metric="rmse_interp")
+    ms.add(
+        "ModelList",
+        ", ".join(f"\\texttt{{{tex_escape(m)}}}" for m in models) if models else None,
+        "models of this run",
+    )
+    # every known model gets its macro, n/a when this run does not train it, so the text builds
+    for model, part in MODEL_MACRO.items():
+        row = None
+        if model in models:
+            row = _row(stats, system=system, condition=sparse, model=model, metric="rmse_interp")
         ms.add(f"{part}RmseSparsest", mean_pm_std(row), f"{model} interpolation RMSE, {sparse}")
     # best model at the sparsest condition (among rows with every seed finite)
     best = None
