@@ -29,9 +29,11 @@ QUICK_CFG = load_config(REPO / "config" / "config.yaml", REPO / "config" / "quic
 def repo_copy(quick_run, tmp_path) -> Path:
     dst = tmp_path / "repo"
     dst.mkdir()
-    for name in ("workflow", "scripts", "src", "config", "profiles"):
+    for name in ("workflow", "scripts", "src", "config", "profiles", "paper"):
         shutil.copytree(REPO / name, dst / name, copy_function=shutil.copy2)
-    for name in ("results/quick", "logs/quick"):
+    # results/<paper.compare_run>: the quick paper reads that run's tables when they exist
+    compare_run = QUICK_CFG.get("paper", {}).get("compare_run", "original_quick")
+    for name in ("results/quick", "logs/quick", f"results/{compare_run}"):
         if (REPO / name).exists():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["cp", "-al", str(REPO / name), str(dst / name)], check=True)

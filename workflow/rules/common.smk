@@ -169,7 +169,7 @@ def fhn_condition(wildcards):
 
 
 def all_targets():
-    """Every final artifact: figures, tables (and, once it exists, the paper)."""
+    """Every final artifact: figures, tables and the paper."""
     return [
         *fhn_data_targets(),
         *fhn_targets(),
@@ -179,5 +179,7 @@ def all_targets():
         *systems_landau_targets(),
         *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
         *biostatis_cifar_targets(),
+        # the paper (rules/paper.smk): main.pdf, or its generated parts when auto skips the PDF
+        *paper_targets(),
         *manifest_targets(),
     ]

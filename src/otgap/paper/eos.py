@@ -1,0 +1,188 @@
+"""Generated parts of the A.2 section (Edge of Stability): macros and the results table.
+
+Reads the aggregate stage's ``summary.csv`` (one row per run: dataset, model, loss, optimizer,
+lr, seed, threshold, final_test_acc, max_ratio, late_ratio_median, frac_above, n_measurements,
+diverged, ...) by column name; missing columns give ``n/a``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from otgap.paper.macros import MacroSet
+from otgap.paper.numbers import (
+    as_text,
+    best_index,
+    format_percent,
+    format_setting,
+    mean_std_cell,
+)
+from otgap.paper.tables import sectioned_table, table_float
+from otgap.tables.latex import tex_escape
+
+CONFIG_KEYS = ("dataset", "model", "loss", "optimizer", "lr")
+# column -> (title, higher is better or None when "best" means nothing)
+COLUMNS = {
+    "final_test_acc": ("test accuracy", True),
+    "final_train_loss": ("final train loss", False),
+    "max_ratio": ("max $\\lambda_1$/threshold", None),
+    "late_ratio_median": ("late median $\\lambda_1$/threshold", None),
+    "frac_above": ("share above threshold", None),
+}
+OPT_MACRO = {"gd": "Gd", "sgd": "Sgd", "momentum": "Momentum", "adam": "Adam", "adamw": "Adamw"}
+
+
+def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+
+
+def _diverged(frame: pd.DataFrame) -> np.ndarray:
+    if "diverged" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame["diverged"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+
+
+def share_above(summary: pd.DataFrame | None, optimizer: str) -> float | None:
+    """Share of all sharpness measurements of ``optimizer``'s runs above the threshold 2/lr
+    (or the preconditioned threshold): frac_above weighted by each run's n_measurements."""
+    if summary is None or not {"optimizer", "frac_above", "n_measurements"} <= set(summary):
+        return None
+    sub = summary[summary["optimizer"] == optimizer]
+    w, f = _num(sub, "n_measurements"), _num(sub, "frac_above")
+    ok = np.isfinite(w) & np.isfinite(f)
+    if not ok.any() or w[ok].sum() == 0:
+        return None
+    return float((w[ok] * f[ok]).sum() / w[ok].sum())
+
+
+def eos_macros(summary: pd.DataFrame | None) -> MacroSet:
+    """Macros the A.2 prose cites (prefix ``Eos``)."""
+    ms = MacroSet(prefix="Eos")
+    have = summary is not None and len(summary) > 0
+    ms.add("NRuns", str(len(summary)) if have else None, "training runs")
+    ms.add("NDiverged", str(int(_diverged(summary).sum())) if have else None, "runs that diverged")
+    for opt, part in OPT_MACRO.items():
+        present = have and "optimizer" in summary and (summary["optimizer"] == opt).any()
+        sub = summary[summary["optimizer"] == opt] if present else None
+        share = share_above(summary, opt) if present else None
+        ms.add(
+            f"{part}ShareAbove",
+            format_percent(share) if share is not None else None,
+            f"% of {opt} sharpness measurements above the threshold",
+        )
+        late = _num(sub, "late_ratio_median") if sub is not None else np.array([])
+        late = late[np.isfinite(late)]
+        ms.add(
+            f"{part}LateRatio",
+            as_text(float(np.median(late))) if late.size else None,
+            f"{opt}: median over runs of the late median sharpness/threshold",
+        )
+        mx = _num(sub, "max_ratio") if sub is not None else np.array([])
+        mx = mx[np.isfinite(mx)]
+        ms.add(
+            f"{part}MaxRatio",
+            as_text(float(mx.max())) if mx.size else None,
+            f"{opt}: largest sharpness/threshold of any run",
+        )
+        acc = _num(sub, "final_test_acc") if sub is not None else np.array([])
+        acc = acc[np.isfinite(acc)]
+        ms.add(
+            f"{part}TestAcc",
+            format_percent(float(acc.mean())) if acc.size else None,
+            f"{opt}: mean final test accuracy over runs, %",
+        )
+        thr = (
+            sorted(set(_num(sub, "threshold")[np.isfinite(_num(sub, "threshold"))]))
+            if (sub is not None)
+            else []
+        )
+        ms.add(
+            f"{part}Thresholds",
+            ", ".join(as_text(t) for t in thr) if thr else None,
+            f"{opt}: stability thresholds of its learning rates",
+        )
+    return ms
+
+
+def _group(summary: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    keys = [k for k in CONFIG_KEYS if k in summary]
+    out = []
+    for values, sub in summary.groupby(keys, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        out.append((dict(zip(keys, values, strict=True)), sub))
+    return out
+
+
+def eos_table(summary: pd.DataFrame | None, *, provenance: str, label: str = "tab:eos") -> str:
+    """Table float: one row per (dataset, model, loss, optimizer, lr), mean +- std over seeds."""
+    if summary is None or summary.empty or "optimizer" not in summary:
+        body = "\\emph{A.2 results not available.}"
+        return f"\\begin{{table}}[htbp]\n\\centering\n{body}\n\\caption{{{provenance}}}\n\\label{{{label}}}\n\\end{{table}}\n"
+    groups = _group(summary)
+    columns = [c for c in COLUMNS if c in summary]
+    stats = []
+    for cfg, sub in groups:
+        div = _diverged(sub)
+        ok = sub[~div]
+        row = {"cfg": cfg, "n": len(sub), "div": int(div.sum())}
+        for c in columns:
+            v = _num(ok, c)
+            if c in ("final_test_acc", "frac_above"):
+                v = 100 * v
+            v = v[np.isfinite(v)]
+            row[c] = (
+                float(v.mean()) if v.size else None,
+                float(v.std(ddof=1)) if v.size > 1 else None,
+            )
+        stats.append(row)
+    best = {}
+    for c in columns:
+        higher = COLUMNS[c][1]
+        if higher is None:
+            continue
+        means = [r[c][0] if r["div"] == 0 else None for r in stats]
+        best[c] = best_index(means, lower_is_better=not higher)
+    header = [
+        "Optimizer",
+        "lr",
+        *[
+            COLUMNS[c][0] + (" (\\%)" if c in ("final_test_acc", "frac_above") else "")
+            for c in columns
+        ],
+    ]
+    sections: dict[str, list[list[str]]] = {}
+    for i, r in enumerate(stats):
+        cfg = r["cfg"]
+        title = ", ".join(str(cfg.get(k, "")) for k in ("dataset", "model", "loss") if k in cfg)
+        # all seeds diverged: every cell says so; some: the first cell says how many
+        cells = [
+            mean_std_cell(
+                r[c][0],
+                r[c][1],
+                bold=best.get(c) == i,
+                diverged=r["div"] if (j == 0 or r["div"] >= r["n"]) else 0,
+                n=r["n"],
+            )
+            for j, c in enumerate(columns)
+        ]
+        sections.setdefault(title, []).append(
+            [tex_escape(cfg.get("optimizer", "")), format_setting(cfg.get("lr")), *cells]
+        )
+    caption = (
+        "A.2: mean $\\pm$ standard deviation over seeds (the standard deviation to two "
+        "significant figures, the mean to the same decimal place); $\\lambda_1$ is the "
+        "sharpness, the threshold $2/\\eta$ for (S)GD and the preconditioned threshold for "
+        "adaptive methods. Bold: best mean among configurations without a diverged seed "
+        "(only where better is defined). A diverged run is named in its cell and left out of "
+        "the mean. " + provenance
+    )
+    return table_float(
+        sectioned_table(header, [(t or None, rows) for t, rows in sections.items()]),
+        caption,
+        label,
+    )

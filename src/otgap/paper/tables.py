@@ -1,0 +1,40 @@
+"""Generic paper tables: one metric as a grid of mean +- std cells, best in bold, marks explained.
+
+Built on ``otgap.tables.latex.booktabs_table``; a table file is a complete ``table`` float with
+caption (ending in provenance) and label, so the paper's sources only ``\\input`` it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from otgap.tables.latex import booktabs_table
+
+
+def table_float(tabular: str, caption: str, label: str, *, small: bool = True) -> str:
+    """Wrap a tabular in a centred table float with caption and label."""
+    size = "\\small\n" if small else ""
+    return (
+        "\\begin{table}[htbp]\n\\centering\n"
+        f"{size}"
+        f"\\caption{{{caption}}}\n\\label{{{label}}}\n"
+        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+        f"{tabular.rstrip()}\n}}\n"
+        "\\end{table}\n"
+    )
+
+
+def figure_float(path: str, caption: str, label: str, width: str = "\\linewidth") -> str:
+    """A figure float including a vector PDF ``path`` (relative to the build directory)."""
+    return (
+        "\\begin{figure}[htbp]\n\\centering\n"
+        f"\\includegraphics[width={width}]{{{path}}}\n"
+        f"\\caption{{{caption}}}\n\\label{{{label}}}\n"
+        "\\end{figure}\n"
+    )
+
+
+def sectioned_table(
+    header: Sequence[str], sections: Sequence[tuple[str | None, Sequence[Sequence[str]]]]
+) -> str:
+    return booktabs_table(header, sections)

@@ -1,0 +1,312 @@
+# The paper as a build product, the last stage of the DAG.
+#   generated parts  {R}/paper/generated/{fhn,eos,settings,compare}_*.tex, figures copied beside
+#                    them, system_<name>.tex for each other system whose result tables exist
+#   document         {R}/paper/main.pdf (latexmk in {R}/paper/build/, not a declared output)
+# Each generated part has its own rule, so a changed aggregate table reruns that part and the PDF.
+# paper.build_pdf: auto | true | false (see otgap.paper.build.decide_build).
+import sys
+from glob import glob
+
+from otgap.config import merge
+from otgap.paper.build import PaperBuildError, decide_build
+
+PAPER = config.get("paper", {})
+P = f"{R}/paper"
+G = f"{P}/generated"
+PAPER_SOURCES = sorted(
+    str(p.relative_to(REPO))
+    for p in [
+        REPO / "paper" / "main.tex",
+        REPO / "paper" / "references.bib",
+        *(REPO / "paper" / "sections").glob("*.tex"),
+    ]
+)
+PAPER_SYSTEMS = ("landau", "biostatis", "ode_solver")
+
+try:
+    PAPER_BUILD, _paper_warning = decide_build(PAPER.get("build_pdf", "auto"))
+except PaperBuildError as exc:
+    raise WorkflowError(str(exc)) from None
+if _paper_warning:
+    print(f"WARNING: {_paper_warning}", file=sys.stderr)
+
+
+def paper_system_tables(name):
+    """Result tables (CSV) of system ``name``: files a rule of this workflow makes (no
+    wildcards) or that exist already, under systems/<name>/, tables/<name>/ or aggregate/<name>/.
+    """
+    prefixes = [f"{R}/{stage}/{name}/" for stage in ("systems", "tables", "aggregate")]
+    found = set()
+    for rule_ in workflow.rules:
+        for out in rule_.output:
+            path = str(out)
+            if (
+                path.endswith(".csv")
+                and "{" not in path
+                and path.startswith(tuple(prefixes))
+            ):
+                found.add(path)
+    for prefix in prefixes:
+        found.update(glob(f"{prefix}**/*.csv", recursive=True))
+    return sorted(found)
+
+
+def paper_system_provenance(wildcards):
+    """(rule, script) that make each table of a system, for the captions."""
+    out = {}
+    for rule_ in workflow.rules:
+        for path in map(str, rule_.output):
+            if "{" not in path:
+                out[path] = (rule_.name, str(rule_.script or "unknown"))
+    return {
+        t: out.get(t, ("unknown", "unknown"))
+        for t in paper_system_tables(wildcards.system)
+    }
+
+
+def paper_systems():
+    return [name for name in PAPER_SYSTEMS if paper_system_tables(name)]
+
+
+def paper_eos_figures():
+    """(comparison figure of the first dataset/model/loss group, multiseed figure of its first
+    full-batch GD configuration, else its first configuration)."""
+    group, _ = _eos_unique(EOS_GROUP_KEYS)[0]
+    configs = [
+        cfg
+        for cfg, _ in _eos_unique(EOS_CONFIG_KEYS)
+        if all(cfg[k] == group[k] for k in EOS_GROUP_KEYS)
+    ]
+    cfg = next((c for c in configs if c["optimizer"] == "gd"), configs[0])
+    return {
+        "comparison": f"{EOS_FIG}/"
+        + EOS_GROUP_TAIL.format(**group)
+        + "/comparison.pdf",
+        "multiseed": f"{EOS_FIG}/" + EOS_CONFIG_TAIL.format(**cfg) + "/multiseed.pdf",
+    }
+
+
+def paper_other_run():
+    """Aggregate files of the original-settings run that exist now (none: 'not run')."""
+    other = f"{config['results_root']}/{PAPER['compare_run']}"
+    names = {
+        "other_fhn_stats": f"{other}/aggregate/fhn/stats.csv",
+        "other_eos_summary": f"{other}/aggregate/eos/summary.csv",
+    }
+    found = {k: v for k, v in names.items() if Path(v).is_file()}
+    found["other_lyapunov"] = sorted(glob(f"{other}/data/fhn/system=*/lyapunov.json"))[
+        :1
+    ]
+    return found
+
+
+def paper_compare_settings():
+    """Settings of both runs: this config and config/<compare_run>.yaml over config.yaml."""
+    other_file = REPO / "config" / f"{PAPER['compare_run']}.yaml"
+    other = None
+    if other_file.is_file():
+        import yaml
+
+        base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        other = merge(base, yaml.safe_load(other_file.read_text()) or {})
+    return {"this": config, "other": other}
+
+
+def paper_generated():
+    parts = [
+        f"{G}/{name}"
+        for name in (
+            "fhn_macros.tex",
+            "fhn_table.tex",
+            "fhn_figure.tex",
+            "fhn_figure2.pdf",
+            "eos_macros.tex",
+            "eos_table.tex",
+            "eos_figures.tex",
+            "eos_comparison.pdf",
+            "eos_multiseed.pdf",
+            "settings_macros.tex",
+            "compare_table.tex",
+            "compare_macros.tex",
+        )
+    ]
+    return parts + [f"{G}/system_{name}.tex" for name in paper_systems()]
+
+
+def paper_targets():
+    """The PDF when it is built; the generated parts alone when auto skips it; else nothing."""
+    if PAPER_BUILD:
+        return [f"{P}/main.pdf"]
+    return paper_generated() if PAPER.get("build_pdf", "auto") == "auto" else []
+
+
+localrules:
+    paper_settings,
+
+
+rule paper_fhn:
+    input:
+        **script_inputs(
+            "scripts/paper_fhn.py",
+            stats=f"{R}/aggregate/fhn/stats.csv",
+            sidecar=f"{R}/aggregate/fhn/metrics.json",
+            lyapunov=f"{R}/data/fhn/system={FHN['systems'][0]}/lyapunov.json",
+            figure=fhn_figure_files("pdf")[0],
+        ),
+    output:
+        macros=f"{G}/fhn_macros.tex",
+        table=report(
+            f"{G}/fhn_table.tex",
+            caption="../report/paper_tables.rst",
+            category="A.1 Irregular sampling",
+            subcategory="paper tables",
+        ),
+        figure_tex=f"{G}/fhn_figure.tex",
+        figure=report(
+            f"{G}/fhn_figure2.pdf",
+            caption="../report/paper_fhn_figure.rst",
+            category="A.1 Irregular sampling",
+            subcategory="figures",
+        ),
+    log:
+        f"{L}/paper/fhn.log",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        system=FHN["systems"][0],
+        conditions=FHN["conditions"],
+        models=list(FHN["models"]),
+        seeds=list(FHN["seeds"]),
+        reference=FHN_ANALYSIS["reference"],
+        metrics=FHN_ANALYSIS["table_metrics"],
+        focus_condition=FHN_ANALYSIS["focus_condition"],
+    script:
+        "../../scripts/paper_fhn.py"
+
+
+rule paper_eos:
+    input:
+        **script_inputs(
+            "scripts/paper_eos.py",
+            summary=f"{EOS_AGG}/summary.csv",
+            sidecar=f"{EOS_AGG}/aggregate.json",
+            **paper_eos_figures(),
+        ),
+    output:
+        macros=f"{G}/eos_macros.tex",
+        table=report(
+            f"{G}/eos_table.tex",
+            caption="../report/paper_tables.rst",
+            category="A.2 Edge of Stability",
+            subcategory="paper tables",
+        ),
+        figures_tex=f"{G}/eos_figures.tex",
+        comparison=f"{G}/eos_comparison.pdf",
+        multiseed=f"{G}/eos_multiseed.pdf",
+    log:
+        f"{L}/paper/eos.log",
+    threads: 1
+    resources:
+        **res("default"),
+    script:
+        "../../scripts/paper_eos.py"
+
+
+rule paper_settings:
+    input:
+        **script_inputs("scripts/paper_settings.py"),
+    output:
+        macros=f"{G}/settings_macros.tex",
+    log:
+        f"{L}/paper/settings.log",
+    params:
+        settings=paper_compare_settings(),
+    script:
+        "../../scripts/paper_settings.py"
+
+
+rule paper_compare:
+    input:
+        **script_inputs(
+            "scripts/paper_compare.py",
+            fhn_stats=f"{R}/aggregate/fhn/stats.csv",
+            eos_summary=f"{EOS_AGG}/summary.csv",
+            sidecar=f"{R}/aggregate/fhn/metrics.json",
+            lyapunov=f"{R}/data/fhn/system={FHN['systems'][0]}/lyapunov.json",
+            **paper_other_run(),
+        ),
+    output:
+        table=report(
+            f"{G}/compare_table.tex",
+            caption="../report/paper_tables.rst",
+            category="Paper",
+            subcategory="what the corrections change",
+        ),
+        macros=f"{G}/compare_macros.tex",
+    log:
+        f"{L}/paper/compare.log",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        this_run=config["run"],
+        other_run=PAPER["compare_run"],
+        condition=PAPER["compare_condition"],
+        models=[
+            m
+            for m in ("neural_ode", "neural_ode_oracle", "lstm_dt", "odernn")
+            if m in FHN["models"]
+        ],
+        optimizers=[o["name"] for o in EOS["optimizers"]],
+    script:
+        "../../scripts/paper_compare.py"
+
+
+rule paper_system:
+    input:
+        **script_inputs(
+            "scripts/paper_system.py",
+            tables=lambda wc: paper_system_tables(wc.system),
+        ),
+    output:
+        tex=f"{G}/system_{{system}}.tex",
+    log:
+        f"{L}/paper/system_{{system}}.log",
+    wildcard_constraints:
+        system="|".join(PAPER_SYSTEMS),
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        makers=paper_system_provenance,
+    script:
+        "../../scripts/paper_system.py"
+
+
+rule paper_pdf:
+    input:
+        **script_inputs("scripts/paper_pdf.py", sources=PAPER_SOURCES),
+        # a function: evaluated once every rule file is read, so system sections are seen
+        generated=lambda wildcards: paper_generated(),
+    output:
+        pdf=report(
+            f"{P}/main.pdf",
+            caption="../report/paper.rst",
+            category="Paper",
+            subcategory="document",
+        ),
+    log:
+        f"{L}/paper/pdf.log",
+    benchmark:
+        f"{L}/benchmarks/paper/pdf.tsv"
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        generated_dir=G,
+        build_dir=f"{P}/build",
+        systems=lambda wildcards: paper_systems(),
+        source_date_epoch=PAPER["source_date_epoch"],
+    script:
+        "../../scripts/paper_pdf.py"
