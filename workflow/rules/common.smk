@@ -168,6 +168,16 @@ def fhn_condition(wildcards):
     return dict(FHN_CONDITIONS[wildcards.condition])
 
 
+def systems_targets():
+    """Final artifacts of the seeds' systems (rules/systems_*.smk) that this config builds."""
+    return [
+        # seeds 001/002: Landau nets (systems_landau.smk)
+        *systems_landau_targets(),
+        *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
+        *biostatis_cifar_targets(),
+    ]
+
+
 def all_targets():
     """Every final artifact: figures, tables and the paper."""
     return [
@@ -175,10 +185,7 @@ def all_targets():
         *fhn_targets(),
         *eos_train_targets(),
         *eos_analysis_targets(),
-        # seeds 001/002: Landau nets (systems_landau.smk)
-        *systems_landau_targets(),
-        *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
-        *biostatis_cifar_targets(),
+        *systems_targets(),
         # the paper (rules/paper.smk): main.pdf, or its generated parts when auto skips the PDF
         *paper_targets(),
         *manifest_targets(),

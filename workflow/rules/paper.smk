@@ -32,20 +32,17 @@ if _paper_warning:
 
 
 def paper_system_tables(name):
-    """Result tables (CSV) of system ``name``: files a rule of this workflow makes (no
-    wildcards) or that exist already, under systems/<name>/, tables/<name>/ or aggregate/<name>/.
+    """Result tables (CSV) of system ``name``: those this run builds (``systems_targets()``) or
+    that exist already, under systems/<name>/, tables/<name>/ or aggregate/<name>/.
     """
-    prefixes = [f"{R}/{stage}/{name}/" for stage in ("systems", "tables", "aggregate")]
-    found = set()
-    for rule_ in workflow.rules:
-        for out in rule_.output:
-            path = str(out)
-            if (
-                path.endswith(".csv")
-                and "{" not in path
-                and path.startswith(tuple(prefixes))
-            ):
-                found.add(path)
+    prefixes = tuple(
+        f"{R}/{stage}/{name}/" for stage in ("systems", "tables", "aggregate")
+    )
+    found = {
+        path
+        for path in map(str, systems_targets())
+        if path.endswith(".csv") and path.startswith(prefixes)
+    }
     for prefix in prefixes:
         found.update(glob(f"{prefix}**/*.csv", recursive=True))
     return sorted(found)
