@@ -634,11 +634,16 @@ def test_original_settings_as_the_references_state():
     assert (train["plateau_factor"], train["plateau_patience"]) == (0.5, 200)
     assert cfg["fhn"]["train"]["model_kwargs"]["odernn"] == {"method": "euler", "n_sub": 1}
     assert cfg["fhn"]["dataset"]["rollout_jitter"] == 0.45
+    assert cfg["fhn"]["dataset"]["rollout_unseen_jitter"] is None
+    # teacher-forced one-step training, every epoch, last weights; the paper's dense LSTM+dt
+    assert (train["objective"], train["patience"], train["keep"]) == ("one_step", None, "last")
+    assert cfg["fhn"]["train"]["model_kwargs"]["lstm_dt"] == {"mode": "dense"}
     eos = cfg["eos"]
     assert eos["datasets"] == ["pathmnist"] and eos["seeds"] == [0, 1, 2, 3, 4]
     assert eos["optimizers"] == [{"name": "sgd", "lrs": [0.15], "batch_size": 128, "epochs": 50}]
     assert eos["model_hyper"]["mlp"] == {"hidden": [256, 128], "activation": "relu"}
     assert (eos["eig_subset"], eos["eig_max_iter"], eos["eig_tol"]) == (256, 50, 1e-4)
+    assert eos["eig_method"] == "power"  # cold-started power iteration, as the original
 
 
 def test_original_config_dry_run():
