@@ -632,7 +632,9 @@ def test_original_settings_as_the_references_state():
     train = cfg["fhn"]["train"]
     assert (train["epochs"], train["lr"], train["hidden"]) == (1500, 0.0005, 128)
     assert (train["plateau_factor"], train["plateau_patience"]) == (0.5, 200)
-    assert cfg["fhn"]["train"]["model_kwargs"]["odernn"] == {"method": "euler", "n_sub": 1}
+    odernn = cfg["fhn"]["train"]["model_kwargs"]["odernn"]
+    assert (odernn["method"], odernn["n_sub"]) == ("euler", 1)
+    assert odernn.get("feedback", "forecast") == "forecast"  # autoregressive, as the original
     assert cfg["fhn"]["dataset"]["rollout_jitter"] == 0.45
     assert cfg["fhn"]["dataset"]["rollout_unseen_jitter"] is None
     # teacher-forced one-step training, every epoch, last weights; the paper's dense LSTM+dt
