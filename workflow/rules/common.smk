@@ -130,4 +130,25 @@ def all_targets():
         *fhn_targets(),
         *eos_train_targets(),
         *eos_analysis_targets(),
+        *systems_ode_targets(),
     ]
+
+
+# ---- systems: ODE-solving networks (systems_ode.smk) -----------------------------------------
+def systems_ode_targets():
+    ode = config.get("systems", {}).get("ode_solver", {})
+    root = f"{R}/systems/ode_solver"
+    out = []
+    if ode.get("problems"):
+        out += [
+            f"{root}/{name}"
+            for name in ("errors.csv", "errors.tex", "figure.pdf", "figure.png")
+        ]
+    if ode.get("a1_reference", {}).get("enabled", False):
+        out += [
+            f"{root}/a1_reference/system={s}/seed={seed}/{name}"
+            for s in FHN["systems"]
+            for seed in FHN["seeds"]
+            for name in ("predictions.npz", "reference.json")
+        ]
+    return out

@@ -106,7 +106,7 @@ class SolverOptions:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown solve_ode option(s) {unknown}; known: {sorted(known)}")
-        return replace(cls(), **{k: v for k, v in options.items() if v is not None})
+        return replace(cls(), **dict(options))
 
 
 class TrialSolution(nn.Module):
@@ -172,7 +172,8 @@ class TrainingRecord:
 
     ``error`` holds the max abs error against the reference on the window's collocation points
     when ``solve_ode`` was given one (NaN otherwise). ``train_seconds`` excludes the time spent
-    evaluating that reference error.
+    evaluating that reference error; ``train_cpu_seconds`` is the process CPU time of the same
+    (the wall time inflates on a shared machine, the CPU time much less).
     """
 
     window: list[int] = field(default_factory=list)
@@ -183,6 +184,7 @@ class TrainingRecord:
     window_bounds: list[tuple[float, float]] = field(default_factory=list)
     final_loss: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
     n_params: int = 0
     n_collocation: int = 0
 
@@ -259,23 +261,25 @@ def _train_window(
     record: TrainingRecord,
     k: int,
     reference: Callable[[np.ndarray], np.ndarray] | None,
-) -> tuple[float, float]:
-    """Adam then L-BFGS on the residual loss; returns (final loss, seconds spent on reference)."""
+) -> tuple[float, float, float]:
+    """Adam then L-BFGS on the residual loss; returns (final loss, wall and CPU seconds spent on
+    the reference error)."""
     t_np = t_col.numpy()
     ref_values = reference(t_np) if reference is not None else None
-    ref_seconds = 0.0
+    ref_seconds = ref_cpu = 0.0
 
     def loss_fn() -> torch.Tensor:
         return residual(model, f, t_col).pow(2).sum(dim=1).mean()
 
     def note(iteration: int, phase: str, loss: float) -> None:
-        nonlocal ref_seconds
+        nonlocal ref_seconds, ref_cpu
         err = float("nan")
         if ref_values is not None:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 err = float(np.max(np.abs(model(t_col).numpy() - ref_values)))
             ref_seconds += time.perf_counter() - start
+            ref_cpu += time.process_time() - start_cpu
         record.window.append(k)
         record.iteration.append(iteration)
         record.phase.append(phase)
@@ -285,6 +289,7 @@ def _train_window(
     params = list(model.parameters())
     adam = torch.optim.Adam(params, lr=options.adam_lr)
     loss_value = float("nan")
+    evaluations = 0  # L-BFGS loss evaluations (line-search steps included)
     for i in range(options.adam_steps):
         adam.zero_grad(set_to_none=True)
         loss = loss_fn()
@@ -307,7 +312,6 @@ def _train_window(
             tolerance_change=1e-20,
             line_search_fn="strong_wolfe",
         )
-        evaluations = 0
 
         def closure() -> torch.Tensor:
             nonlocal evaluations
@@ -325,8 +329,8 @@ def _train_window(
         lbfgs.step(closure)
     with torch.no_grad():
         final = float(loss_fn().detach())
-    note(options.adam_steps + options.lbfgs_steps, "final", final)
-    return final, ref_seconds
+    note(options.adam_steps + evaluations, "final", final)
+    return final, ref_seconds, ref_cpu
 
 
 def _check_problem(
@@ -379,7 +383,7 @@ def solve_ode(
     windows: list[TrialSolution] = []
     start_state = y0_t
     generator_state = torch.get_rng_state()
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     try:
         for k in range(len(edges) - 1):
             a, b = float(edges[k]), float(edges[k + 1])
@@ -389,9 +393,10 @@ def solve_ode(
             scale = torch.clamp(slope.abs(), min=opts.min_scale)
             model = TrialSolution(start_state, a, b - a, opts.hidden, opts.depth, slope, scale)
             t_col = torch.linspace(a, b, opts.n_collocation, dtype=torch.float64)
-            begin = time.perf_counter()
-            final, ref_seconds = _train_window(model, f, t_col, opts, record, k, reference)
-            seconds += time.perf_counter() - begin - ref_seconds
+            begin, begin_cpu = time.perf_counter(), time.process_time()
+            final, ref_wall, ref_cpu = _train_window(model, f, t_col, opts, record, k, reference)
+            seconds += time.perf_counter() - begin - ref_wall
+            cpu_seconds += time.process_time() - begin_cpu - ref_cpu
             record.window_bounds.append((a, b))
             record.final_loss.append(final)
             for p in model.parameters():
@@ -404,6 +409,7 @@ def solve_ode(
     finally:
         torch.set_rng_state(generator_state)
     record.train_seconds = seconds
+    record.train_cpu_seconds = cpu_seconds
     record.n_params = sum(p.numel() for p in windows[0].parameters())
     return ODESolution(windows, (t0, t1), record, opts)
 
@@ -421,10 +427,7 @@ class Problem:
     t_span: tuple[float, float]
     exact: Callable[[np.ndarray], np.ndarray] | None
     description: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def defaults(self) -> dict[str, Any]:
-        return dict(self.options)
+    fhn_system: str | None = None  # FitzHugh-Nagumo problems: the system of ``otgap.data.fhn``
 
 
 def _decay(gamma: float = 2.0, g0: float = 10.0) -> Problem:
@@ -540,6 +543,7 @@ def _fhn(name: str, system: str, t_end: float, description: str) -> Problem:
         t_span=(0.0, float(t_end)),
         exact=None,
         description=description,
+        fhn_system=system,
     )
 
 
@@ -567,3 +571,61 @@ def get_problem(name: str) -> Problem:
 
 def options_dict(options: SolverOptions) -> dict[str, Any]:
     return asdict(options)
+
+
+def reference_solution(problem: Problem) -> Callable[[np.ndarray], np.ndarray]:
+    """The problem's exact solution, else scipy's DOP853 (rtol = atol = 1e-12) as a dense callable."""
+    if problem.exact is not None:
+        return problem.exact
+    if problem.fhn_system is None:
+        raise ValueError(f"problem '{problem.name}' has neither an exact solution nor a reference")
+    from scipy.integrate import solve_ivp
+
+    p = system_params(problem.fhn_system)
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        return vector_field(t, y, problem.fhn_system, p)
+
+    sol = solve_ivp(
+        rhs, problem.t_span, problem.y0, method="DOP853", rtol=1e-12, atol=1e-12, dense_output=True
+    )
+    if not sol.success:
+        raise RuntimeError(f"DOP853 failed on problem '{problem.name}': {sol.message}")
+    return lambda t: sol.sol(np.asarray(t, dtype=np.float64)).T
+
+
+def evaluate_problem(
+    problem: Problem, *, seed: int = 0, n_eval: int = 1001, **options: Any
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Solve a built-in problem and score it against its reference on ``n_eval`` even times.
+
+    Returns (scalars, arrays). Scalars: max_abs_error, rms_error (over times and components),
+    n_collocation (all windows), n_params (one window's network), n_windows, train_seconds,
+    train_cpu_seconds, max_final_loss. Arrays: ``t``, ``pred``, ``ref`` (n_eval, d), the training record (``record_*``)
+    and ``window_end_error``, the max abs error at each window's end (how errors pass on).
+    """
+    ref = reference_solution(problem)
+    sol = solve_ode(problem.f, problem.y0, problem.t_span, seed=seed, reference=ref, **options)
+    t = np.linspace(problem.t_span[0], problem.t_span[1], n_eval)
+    pred, truth = sol(t), ref(t)
+    err = np.abs(pred - truth)
+    ends = np.asarray([b for _, b in sol.record.window_bounds])
+    window_end_error = np.max(np.abs(sol(ends) - ref(ends)), axis=1)
+    scalars = {
+        "max_abs_error": float(err.max()),
+        "rms_error": float(np.sqrt(np.mean(err**2))),
+        "n_collocation": int(sol.record.n_collocation),
+        "n_params": int(sol.n_params),
+        "n_windows": len(sol.windows),
+        "train_seconds": float(sol.record.train_seconds),
+        "train_cpu_seconds": float(sol.record.train_cpu_seconds),
+        "max_final_loss": float(max(sol.record.final_loss)),
+    }
+    arrays = {
+        "t": t,
+        "pred": pred,
+        "ref": truth,
+        "window_end_error": window_end_error,
+        **{f"record_{k}": v for k, v in sol.record.as_arrays().items()},
+    }
+    return scalars, arrays
