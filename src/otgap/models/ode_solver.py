@@ -28,9 +28,10 @@ that the accuracy targets need; float64 throughout.
 
 Long horizons (time-marching). One trial function over many oscillations needs a large network
 and trains badly (one window over a whole FHN period, with the defaults, is off by up to 2.6 from
-DOP853). ``solve_ode`` therefore splits [t0, t1] into consecutive windows of length at most ``window`` (default 5 time units); window k starts from the state that window k-1
-predicts at its end, so the initial condition of every window is again exact by construction,
-and every window gets a fresh network. The price is that errors are passed on: if window k adds
+DOP853). ``solve_ode`` therefore splits [t0, t1] into consecutive windows of length at most
+``window`` (default 5 time units); window k starts from the state that window k-1 predicts at
+its end, so the initial condition of every window is again exact by construction, and every
+window gets a fresh network. The price is that errors are passed on: if window k adds
 a local error e_k at its end and the flow amplifies perturbations over window j by a factor L_j,
 the error after K windows is about sum_k e_k prod_{j>k} L_j: errors add up, each one amplified or
 damped by the flow after it. For a contracting flow (decay, the logistic equation near its
