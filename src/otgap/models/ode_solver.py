@@ -7,8 +7,8 @@ The solution of dy/dt = f(t, y), y(t0) = y0 is sought as the trial function
 with N a small tanh network with one output per state component. The initial condition holds
 exactly for every P (the second term vanishes at t0), so training only has to drive the ODE
 residual to zero: the loss is the mean over collocation points t_j of
-||g'(t_j) - f(t_j, g(t_j))||^2, with g' by automatic differentiation. Systems need nothing special: all components share one
-network and their squared residuals are summed. Nothing here uses data of the solution; the
+||g'(t_j) - f(t_j, g(t_j))||^2, with g' by automatic differentiation. Systems need nothing
+special: all components share one network and their squared residuals are summed. Nothing here uses data of the solution; the
 network learns the solution from the equation alone (unlike a PINN, which adds a data misfit).
 
 g' comes from ``torch.func.jacrev`` of the map "times (T,) -> sum over points of g, (d,)": the
