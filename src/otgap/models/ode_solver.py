@@ -8,8 +8,9 @@ with N a small tanh network with one output per state component. The initial con
 exactly for every P (the second term vanishes at t0), so training only has to drive the ODE
 residual to zero: the loss is the mean over collocation points t_j of
 ||g'(t_j) - f(t_j, g(t_j))||^2, with g' by automatic differentiation. Systems need nothing
-special: all components share one network and their squared residuals are summed. Nothing here uses data of the solution; the
-network learns the solution from the equation alone (unlike a PINN, which adds a data misfit).
+special: all components share one network and their squared residuals are summed. Nothing here
+uses data of the solution; the network learns the solution from the equation alone (unlike a
+PINN, which adds a data misfit).
 
 g' comes from ``torch.func.jacrev`` of the map "times (T,) -> sum over points of g, (d,)": the
 network acts on each time separately, so that Jacobian's column j is exactly g'(t_j). One reverse
@@ -607,7 +608,8 @@ def evaluate_problem(
     Returns (scalars, arrays). Scalars: max_abs_error, rms_error (over times and components),
     n_collocation (all windows), n_params (one window's network), n_windows, train_seconds,
     train_cpu_seconds, max_final_loss. Arrays: ``t``, ``pred``, ``ref`` (n_eval, d), the training
-    record (``record_*``) and ``window_end_error``, the max abs error at each window's end (how errors pass on).
+    record (``record_*``) and ``window_end_error``, the max abs error at each window's end (how
+    errors pass on).
     """
     ref = reference_solution(problem)
     sol = solve_ode(problem.f, problem.y0, problem.t_span, seed=seed, reference=ref, **options)
