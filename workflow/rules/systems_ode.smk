@@ -78,6 +78,8 @@ rule systems_ode_report:
         png=f"{ODE_DIR}/figure.png",
     log:
         f"{L}/systems/ode_solver/report.log",
+    benchmark:
+        f"{L}/benchmarks/systems/ode_solver/report.tsv"
     threads: 1
     resources:
         **res("figures"),
