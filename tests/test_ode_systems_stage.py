@@ -91,3 +91,25 @@ def test_errors_table_is_booktabs_with_one_row_per_problem():
     assert r"fhn\_short & $9.70e-04$ & $5.80e-04$ & 64 & 338 & 4.0 \\" in tex
     with pytest.raises(KeyError, match="n_params"):
         errors_table(frame.drop(columns="n_params"))
+
+
+def test_config_section_defaults_and_typos():
+    from otgap.config import ConfigError, load_config, validate_config
+
+    from .conftest import REPO
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    cfg = load_config(REPO / "config" / "config.yaml")
+    del cfg["systems"]
+    validate_config(cfg, schema)
+    ode = cfg["systems"]["ode_solver"]
+    assert ode["problems"] == ["decay", "logistic", "dydx", "fhn", "fhn_forced"]
+    assert ode["a1_reference"] == {"enabled": True, "n_starts": 4, "periods": 1.0}
+    cfg = load_config(REPO / "config" / "config.yaml")
+    cfg["systems"]["ode_solver"]["a1_reference"]["options"] = {"widht": 8}
+    with pytest.raises(ConfigError, match="systems.ode_solver.a1_reference.options"):
+        validate_config(cfg, schema)
+    cfg = load_config(REPO / "config" / "config.yaml")
+    cfg["systems"]["ode_solver"]["problems"] = ["lorenz"]
+    with pytest.raises(ConfigError, match="systems.ode_solver.problems"):
+        validate_config(cfg, schema)
