@@ -56,7 +56,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -574,10 +574,6 @@ def get_problem(name: str) -> Problem:
     if name == "fhn_short":
         return _fhn(name, "fhn", 10.0, "FitzHugh-Nagumo, unforced, t in [0, 10]")
     raise ValueError(f"unknown ODE problem '{name}'; built in: {list(PROBLEM_NAMES)}")
-
-
-def options_dict(options: SolverOptions) -> dict[str, Any]:
-    return asdict(options)
 
 
 def reference_solution(problem: Problem) -> Callable[[np.ndarray], np.ndarray]:
