@@ -175,6 +175,7 @@ def systems_targets():
         *systems_landau_targets(),
         *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
         *biostatis_cifar_targets(),
+        *systems_ode_targets(),  # seed 004: networks that solve known ODEs (systems_ode.smk)
     ]
 
 
@@ -190,3 +191,23 @@ def all_targets():
         *paper_targets(),
         *manifest_targets(),
     ]
+
+
+# ---- systems: ODE-solving networks (systems_ode.smk) -----------------------------------------
+def systems_ode_targets():
+    ode = config.get("systems", {}).get("ode_solver", {})
+    root = f"{R}/systems/ode_solver"
+    out = []
+    if ode.get("problems"):
+        out += [
+            f"{root}/{name}"
+            for name in ("errors.csv", "errors.tex", "figure.pdf", "figure.png")
+        ]
+    if ode.get("a1_reference", {}).get("enabled", False):
+        out += [
+            f"{root}/a1_reference/system={s}/seed={seed}/{name}"
+            for s in FHN["systems"]
+            for seed in FHN["seeds"]
+            for name in ("predictions.npz", "reference.json")
+        ]
+    return out

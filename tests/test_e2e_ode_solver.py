@@ -1,0 +1,70 @@
+"""End-to-end checks of the ODE-solver systems stage on the shared quick run (``quick_run``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from otgap.config import load_config
+from otgap.io import read_json, read_npz
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+CFG = load_config(REPO / "config" / "config.yaml", REPO / "config" / "quick.yaml")
+ODE = CFG["systems"]["ode_solver"]
+
+
+def test_errors_table_and_figure(quick_run):
+    root = quick_run / "systems" / "ode_solver"
+    frame = pd.read_csv(root / "errors.csv")
+    assert list(frame.columns) == [
+        "problem",
+        "max_abs_error",
+        "rms_error",
+        "n_collocation",
+        "n_params",
+        "train_seconds",
+    ]
+    assert list(frame["problem"]) == list(ODE["problems"])
+    errors = frame.set_index("problem")["max_abs_error"]
+    for name in ("decay", "logistic"):
+        if name in errors:
+            assert errors[name] <= 1e-3
+    assert (frame["train_seconds"] > 0).all()
+    assert (root / "errors.tex").read_text().count(r"\toprule") == 1
+    for ext in ("pdf", "png"):
+        assert (root / f"figure.{ext}").stat().st_size > 10_000
+
+
+def test_a1_reference_predicts_the_dataset_rollouts(quick_run):
+    fhn = CFG["fhn"]
+    condition = fhn["conditions"][0]["name"]
+    for system in fhn["systems"]:
+        for seed in fhn["seeds"]:
+            root = quick_run / "systems" / "ode_solver" / "a1_reference"
+            tail = f"system={system}/seed={seed}"
+            pred = read_npz(root / tail / "predictions.npz")
+            info = read_json(root / tail / "reference.json")
+            data = read_npz(
+                quick_run
+                / "data"
+                / "fhn"
+                / f"system={system}"
+                / f"condition={condition}"
+                / f"seed={seed}"
+                / "dataset.npz"
+            )
+            rc = int(data["rollout_context"])
+            n = ODE["a1_reference"]["n_starts"]
+            cols = pred["columns"]
+            assert cols[0] == rc and pred["pred"].shape == (n, len(cols), 2)
+            truth = data["rollout_y"][:n][:, cols]
+            np.testing.assert_array_equal(pred["true"], truth)
+            np.testing.assert_array_equal(pred["y_start"], data["rollout_y"][:n, rc - 1])
+            rmse = float(np.sqrt(np.mean((pred["pred"] - truth) ** 2)))
+            assert rmse == pytest.approx(info["rmse"])
+            assert rmse < 0.05  # the known equations: far below any learned model's rollout error
+            assert info["train_seconds"] > 0

@@ -1,0 +1,112 @@
+# Seed 004: networks that solve KNOWN ODEs (trial solutions, Lagaris et al. 1998).
+# systems_ode_solve (one job per built-in problem) -> systems_ode_report (figure, errors.csv,
+# errors.tex); systems_ode_a1_reference (one job per fhn system x seed): the known-physics
+# reference row of A.1, solved from the last context state of the first rollouts.
+# Outputs: {R}/systems/ode_solver/problem=/{solution.npz,metrics.json,run.json},
+#          {R}/systems/ode_solver/{errors.csv,errors.tex,figure.pdf,figure.png},
+#          {R}/systems/ode_solver/a1_reference/system=/seed=/{predictions.npz,reference.json}
+ODE = config.get("systems", {}).get("ode_solver", {})
+ODE_DIR = f"{R}/systems/ode_solver"
+ODE_A1 = ODE.get("a1_reference", {})
+
+
+def ode_problem_settings(wildcards):
+    return {
+        "problem": wildcards.problem,
+        "seed": ODE["seed"],
+        "options": dict(ODE.get("options", {})),
+    }
+
+
+def ode_a1_settings(wildcards):
+    return {
+        "system": wildcards.system,
+        "seed": ODE["seed"],
+        "dataset_seed": int(wildcards.seed),
+        "system_params": fhn_system_params(wildcards),
+        "n_starts": ODE_A1["n_starts"],
+        "periods": ODE_A1["periods"],
+        "options": dict(ODE_A1.get("options", {})),
+    }
+
+
+def ode_a1_datasets(wildcards):
+    """Every condition's dataset of the system and seed (the script checks they share rollouts)."""
+    return [
+        fhn_dataset_path(wildcards.system, c, wildcards.seed) for c in fhn_system_conditions(wildcards.system)
+    ]
+
+
+def ode_problem_files(name):
+    return [f"{ODE_DIR}/problem={p}/{name}" for p in ODE["problems"]]
+
+
+rule systems_ode_solve:
+    input:
+        code=src_deps("scripts/systems_ode_solve.py"),
+    output:
+        solution=f"{ODE_DIR}/problem={{problem}}/solution.npz",
+        metrics=f"{ODE_DIR}/problem={{problem}}/metrics.json",
+        run_json=f"{ODE_DIR}/problem={{problem}}/run.json",
+    log:
+        f"{L}/systems/ode_solver/problem={{problem}}/solve.log",
+    benchmark:
+        f"{L}/benchmarks/systems/ode_solver/problem={{problem}}/solve.tsv"
+    wildcard_constraints:
+        problem=r"[a-z_]+",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        settings=ode_problem_settings,
+    script:
+        "../../scripts/systems_ode_solve.py"
+
+
+rule systems_ode_report:
+    input:
+        **script_inputs(
+            "scripts/systems_ode_report.py",
+            solutions=ode_problem_files("solution.npz"),
+            metrics=ode_problem_files("metrics.json"),
+            runs=ode_problem_files("run.json"),
+        ),
+    output:
+        csv=f"{ODE_DIR}/errors.csv",
+        tex=f"{ODE_DIR}/errors.tex",
+        pdf=f"{ODE_DIR}/figure.pdf",
+        png=f"{ODE_DIR}/figure.png",
+    log:
+        f"{L}/systems/ode_solver/report.log",
+    benchmark:
+        f"{L}/benchmarks/systems/ode_solver/report.tsv"
+    threads: 1
+    resources:
+        **res("figures"),
+    params:
+        problems=list(ODE["problems"]),
+    script:
+        "../../scripts/systems_ode_report.py"
+
+
+rule systems_ode_a1_reference:
+    input:
+        code=src_deps("scripts/systems_ode_a1_reference.py"),
+        data=ode_a1_datasets,
+    output:
+        predictions=f"{ODE_DIR}/a1_reference/system={{system}}/seed={{seed}}/predictions.npz",
+        info=f"{ODE_DIR}/a1_reference/system={{system}}/seed={{seed}}/reference.json",
+    log:
+        f"{L}/systems/ode_solver/a1_reference/system={{system}}/seed={{seed}}/solve.log",
+    benchmark:
+        f"{L}/benchmarks/systems/ode_solver/a1_reference/system={{system}}/seed={{seed}}/solve.tsv"
+    wildcard_constraints:
+        system=_system_pattern,
+        seed=r"\d+",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        settings=ode_a1_settings,
+    script:
+        "../../scripts/systems_ode_a1_reference.py"
