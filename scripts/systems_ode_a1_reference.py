@@ -1,7 +1,8 @@
 """Known-physics reference of A.1 for one system and seed (rule systems_ode_a1_reference).
 
-Every condition of a (system, seed) shares the same rollouts (see otgap.data.fhn_dataset); the
-script checks that, then solves the first rollouts from their last context state.
+The rule passes one dataset: the (system, seed) under A.1's focus condition (rollout grids follow
+each condition's jitter). Given several, the script checks that they share their rollouts. It then
+solves the first rollouts from their last context state.
 """
 
 import numpy as np

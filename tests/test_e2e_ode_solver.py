@@ -41,14 +41,18 @@ def test_errors_table_and_figure(quick_run):
 
 def test_a1_reference_predicts_the_dataset_rollouts(quick_run):
     fhn = CFG["fhn"]
-    condition = fhn["conditions"][0]["name"]
+    focus = fhn["analysis"]["focus_condition"]
     for system in fhn["systems"]:
+        conditions = fhn.get("system_conditions", {}).get(system) or [
+            c["name"] for c in fhn["conditions"]
+        ]
+        condition = focus if focus in conditions else conditions[0]
         for seed in fhn["seeds"]:
             root = quick_run / "systems" / "ode_solver" / "a1_reference"
             tail = f"system={system}/seed={seed}"
             pred = read_npz(root / tail / "predictions.npz")
             info = read_json(root / tail / "reference.json")
-            data = read_npz(
+            dataset = (
                 quick_run
                 / "data"
                 / "fhn"
@@ -57,6 +61,9 @@ def test_a1_reference_predicts_the_dataset_rollouts(quick_run):
                 / f"seed={seed}"
                 / "dataset.npz"
             )
+            # scored on the rollout grid of A.1's focus condition (grids follow each condition)
+            assert [str(dataset.relative_to(quick_run.parent.parent))] == info["datasets"]
+            data = read_npz(dataset)
             rc = int(data["rollout_context"])
             n = ODE["a1_reference"]["n_starts"]
             cols = pred["columns"]

@@ -23,6 +23,7 @@ def ode_a1_settings(wildcards):
         "system": wildcards.system,
         "seed": ODE["seed"],
         "dataset_seed": int(wildcards.seed),
+        "condition": ode_a1_condition(wildcards.system),
         "system_params": fhn_system_params(wildcards),
         "n_starts": ODE_A1["n_starts"],
         "periods": ODE_A1["periods"],
@@ -30,10 +31,21 @@ def ode_a1_settings(wildcards):
     }
 
 
+def ode_a1_condition(system):
+    """The condition whose rollout grid the reference is scored on: A.1's focus condition where
+    the system runs it, else the system's first condition (rollout grids follow each condition's
+    jitter, so one reference per (system, seed) is scored on one condition's grid)."""
+    conditions = fhn_system_conditions(system)
+    focus = FHN["analysis"]["focus_condition"]
+    return focus if focus in conditions else conditions[0]
+
+
 def ode_a1_datasets(wildcards):
-    """Every condition's dataset of the system and seed (the script checks they share rollouts)."""
+    """The dataset of the system and seed under ode_a1_condition()."""
     return [
-        fhn_dataset_path(wildcards.system, c, wildcards.seed) for c in fhn_system_conditions(wildcards.system)
+        fhn_dataset_path(
+            wildcards.system, ode_a1_condition(wildcards.system), wildcards.seed
+        )
     ]
 
 
