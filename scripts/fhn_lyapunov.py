@@ -2,8 +2,13 @@
 
 import numpy as np
 
-from otgap.data.fhn import CHAOS_THRESHOLD, attractor_std, lyapunov_exponent, system_params
-from otgap.data.fhn_dataset import attractor_orbit
+from otgap.data.fhn import (
+    CHAOS_THRESHOLD,
+    attractor_orbit,
+    attractor_std,
+    lyapunov_exponent,
+    system_params,
+)
 from otgap.io import write_json, write_npz
 from otgap.jobs import job
 from otgap.train.provenance import provenance

@@ -178,35 +178,47 @@ def test_run_succeeds_and_writes_valid_datasets(slurm_run, config):
             assert d["lyapunov"] == lyap["lyapunov"]
 
 
+def _submission_name(log: str) -> str:
+    """rule_<rule> for a single job (its log sits one level deeper), group_<group>_<rules> for a
+    job group of the profile."""
+    path = Path(log)
+    return path.parent.name if path.parent.name.startswith("group_") else path.parent.parent.name
+
+
 def test_jobs_went_through_slurm_with_configured_resources(slurm_run, config):
     first = slurm_run["first"]
     assert first.returncode == 0, _failure(first)
     submitted = SUBMITTED.findall(first.output)
-    rules = sorted(Path(log).parent.parent.name for _, log in submitted)
-    assert rules == ["rule_fhn_dataset", "rule_fhn_dataset", "rule_fhn_lyapunov"], first.output
+    names = sorted(_submission_name(log) for _, log in submitted)
+    # the profile groups the two dataset jobs into one submission (profiles/slurm: groups)
+    assert names == ["group_fhn_data_fhn_dataset", "rule_fhn_lyapunov"], first.output
     res = stage_resources(config, "fhn_data")
     partition = _default_partition()
+    # a group job asks for its members' combined cores and memory (they run side by side)
+    members = {"group_fhn_data_fhn_dataset": 2, "rule_fhn_lyapunov": 1}
 
     calls = SBATCH_CALL.findall(first.output)
-    assert len(calls) == len(submitted), "expected one 'sbatch call:' line per job (--verbose)"
+    assert len(calls) == len(submitted), "expected one 'sbatch call:' line per submission"
     for flags, python in calls:
+        k = 2 if "fhn_data_fhn_dataset" in flags else 1
         assert f" -t {res['runtime']} " in f"{flags} "
-        assert f" --mem {res['mem_mb']} " in f"{flags} "
-        assert f" --cpus-per-task={res['threads']} " in f"{flags} "
+        assert f" --mem {k * res['mem_mb']} " in f"{flags} "
+        assert f" --cpus-per-task={k * res['threads']} " in f"{flags} "
         assert f" -p {partition} " in f"{flags} "
         assert " -A " not in flags and "--gpus" not in flags and "--gres" not in flags
         # the job runs snakemake with the venv's interpreter, which imports otgap
         assert Path(python).parent == SNAKEMAKE.parent, python
 
     for jobid, log in submitted:
+        k = members[_submission_name(log)]
         job = _scontrol(jobid)  # finished jobs stay known for MinJobAge (600 s with slurm-up.sh)
         assert job["JobState"] == "COMPLETED", job
         assert job["TimeLimit"] == _timelimit(res["runtime"])
-        assert job["MinMemoryNode"] == f"{res['mem_mb']}M"
-        assert job["NumCPUs"] == str(res["threads"])
+        assert job["MinMemoryNode"] == f"{k * res['mem_mb']}M"
+        assert job["NumCPUs"] == str(k * res["threads"])
         assert job["Partition"] == partition
-        # the plugin's SLURM log (kept by the overlay): the job's own snakemake ran the rule
-        assert "Finished jobid: 0" in Path(log).read_text(), log
+        # the plugin's SLURM log (kept by the overlay): the job's own snakemake ran the rule(s)
+        assert "Finished jobid" in Path(log).read_text(), log
 
 
 def test_second_run_has_nothing_to_do(slurm_run):

@@ -229,3 +229,41 @@ def attractor_std(
     t = np.arange(0.0, burn_in + duration + 1e-9, 0.5)
     y = simulate(y0, t, system=system, params=dict(params or {}))
     return y[:, t >= burn_in].reshape(-1, 2).std(axis=0)
+
+
+def drive_period(system: str, params: Mapping[str, float] | None = None) -> float:
+    p = system_params(system, params)
+    return 2.0 * math.pi / p["omega"] if p["amp"] != 0.0 else 0.0
+
+
+def attractor_orbit(
+    system: str,
+    params: Mapping[str, float] | None = None,
+    *,
+    burn_in: float = 200.0,
+    duration: float | None = None,
+    dt: float = 0.1,
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
+    """A dense, time-ordered sample of the attractor (M, 2) and its period.
+
+    One trajectory from a random state, after ``burn_in``. ``duration`` defaults to 200 time units
+    for the limit cycle (about five periods) and 600 for the forced system. The period is the
+    mean time between upward crossings of v through its mean (the cycle's period; for the chaotic
+    system the mean interval between spikes).
+    """
+    from otgap.metrics.orbit import period as crossing_period
+
+    if duration is None:
+        duration = 600.0 if drive_period(system, params) > 0 else 200.0
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x4F524254]))
+    y0 = rng.uniform(-2.0, 2.0, size=(1, 2))
+    t = np.arange(0.0, burn_in + duration + 1e-9, dt)
+    y = simulate(y0, t, system=system, params=dict(params or {}))[0]
+    keep = t >= burn_in
+    pts, tt = y[keep], t[keep]
+    level = float(pts[:, 0].mean())
+    per = crossing_period(tt, pts[:, 0], level, 0.25 * float(pts[:, 0].std()))
+    if not np.isfinite(per):
+        raise ValueError(f"{system}: no oscillation on the attractor to take a period from")
+    return pts, per

@@ -12,14 +12,22 @@ from otgap.tables.latex import booktabs_table
 
 
 def table_float(tabular: str, caption: str, label: str, *, small: bool = True) -> str:
-    """Wrap a tabular in a centred table float with caption and label."""
+    """Wrap a tabular in a centred table float with caption and label.
+
+    The tabular is shrunk (never enlarged) to fit the line width and 75% of the text height, so a
+    table that grows with the configured models and metrics never runs off the page.
+    """
     size = "\\small\n" if small else ""
     return (
         "\\begin{table}[htbp]\n\\centering\n"
         f"{size}"
         f"\\caption{{{caption}}}\n\\label{{{label}}}\n"
-        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
-        f"{tabular.rstrip()}\n}}\n"
+        "\\setbox0=\\hbox{%\n"
+        f"{tabular.rstrip()}\n}}%\n"
+        "\\ifdim\\dimexpr\\ht0+\\dp0\\relax>0.75\\textheight"
+        "\\setbox0=\\hbox{\\resizebox*{!}{0.75\\textheight}{\\copy0}}\\fi\n"
+        "\\ifdim\\wd0>\\linewidth\\setbox0=\\hbox{\\resizebox{\\linewidth}{!}{\\copy0}}\\fi\n"
+        "\\box0\n"
         "\\end{table}\n"
     )
 
