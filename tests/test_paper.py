@@ -403,11 +403,9 @@ def build_fixture_paper(
     return r / "paper"
 
 
-def pdf_text(pdf: Path) -> str:
-    out = subprocess.run(
-        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    )
-    return out.stdout
+def pdf_text(pdf: Path, *, layout: bool = True) -> str:
+    args = ["pdftotext", *(["-layout"] if layout else []), str(pdf), "-"]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
 
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -442,7 +440,11 @@ def allowed_numbers(paper_dir: Path) -> set[str]:
 
 
 def stray_numbers(paper_dir: Path) -> list[str]:
-    text = pdf_text(paper_dir / "main.pdf")
+    # reading order, not layout: in layout mode a shrunk wide table's cells can run into each
+    # other at a column edge (0.012 became "012")
+    text = pdf_text(paper_dir / "main.pdf", layout=False)
+    # scientific notation: x 10^{-4} reads "× 10−4" and 10^{5} reads "× 105" in the PDF's text
+    text = re.sub(r"×\s*10(−?\d+)", lambda m: " 10 " + m.group(1).replace("−", " "), text)
     for pattern in ALLOWED_CONTEXTS:
         text = re.sub(pattern, " ", text)
     allowed = allowed_numbers(paper_dir)

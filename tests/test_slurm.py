@@ -46,7 +46,7 @@ DATASET_KEYS = {
     "attractor_std", "attractor_orbit", "attractor_period", "lyapunov", "lyapunov_time",
 }  # fmt: skip
 
-SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+SUBMITTED = re.compile(r"Job \S+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 SBATCH_CALL = re.compile(r"sbatch call: (sbatch .*?) --wrap=\"(\S+) -m snakemake ")
 
 
