@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import socket
-import threading
 from pathlib import Path
 
 import medmnist
@@ -25,6 +23,7 @@ from otgap.data.medmnist import (
     load_npz,
     remote,
 )
+from tests._http import Server
 
 COUNTS = {"train": 20, "val": 6, "test": 8}
 
@@ -41,41 +40,6 @@ def make_npz(shape=(28, 28, 3), n_classes=9, drop=None, seed=0) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
-
-
-class Server:
-    """A bounded local HTTP server on an ephemeral port serving fixed bytes per path."""
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files = files
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                outer.requests.append(self.path)
-                body = outer.files.get(self.path.split("?")[0])
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.timeout = 5
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
