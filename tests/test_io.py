@@ -56,3 +56,20 @@ def test_job_harness_logs_and_reraises(tmp_path, capsys):
     assert "working" in text and "Traceback" in text and "bad input file" in text
     assert "[demo] FAILED: ValueError: bad input file 'y.npz'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_check_writable_dir_creates_nothing(tmp_path):
+    from otgap.io import check_writable_dir
+
+    target = tmp_path / "results" / "paper"
+    assert check_writable_dir(target) == target
+    assert not (tmp_path / "results").exists()
+
+
+def test_check_writable_dir_rejects_a_file_on_the_path(tmp_path):
+    from otgap.io import OutputError, check_writable_dir
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="is not a directory"):
+        check_writable_dir(blocker / "results" / "quick")

@@ -51,6 +51,25 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Check, without creating anything, that ``path`` is or can become a writable directory.
+
+    The nearest existing ancestor must be a writable directory (so that a dry run or a plan
+    leaves no empty results folder behind, yet an unwritable results root fails at start-up).
+    """
+    p = Path(path)
+    probe = p.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    hint = "Choose a writable results root (config key 'results_root') or fix the permissions."
+    if not probe.is_dir():
+        raise OutputError(f"cannot create output directory '{p}': '{probe}' is not a directory. {hint}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "output directory" if probe == p.absolute() else f"directory '{probe}' above"
+        raise OutputError(f"{what} '{p}' is not writable. {hint}")
+    return p
+
+
 def _umask() -> int:
     """The process's umask, read without changing it where /proc allows (thread-safe)."""
     try:

@@ -9,7 +9,7 @@ from otgap.config import (
     validate_config,
 )
 from otgap.deps import source_dependencies
-from otgap.io import OutputError, ensure_writable_dir
+from otgap.io import OutputError, check_writable_dir
 
 REPO = Path(workflow.basedir).parent
 SRC = REPO / "src"
@@ -73,8 +73,8 @@ L = f"{config['logs_root']}/{config['run']}"
 CKPT = f"{R}/.checkpoints"
 
 try:
-    ensure_writable_dir(R)
-    ensure_writable_dir(L)
+    check_writable_dir(R)
+    check_writable_dir(L)
 except OutputError as exc:
     raise WorkflowError(str(exc)) from None
 

@@ -32,20 +32,22 @@ if _paper_warning:
 
 
 def paper_system_tables(name):
-    """Result tables (CSV) of system ``name``: those this run builds (``systems_targets()``) or
-    that exist already, under systems/<name>/, tables/<name>/ or aggregate/<name>/.
+    """Result tables (CSV) of system ``name`` that this run builds (``systems_targets()``), under
+    systems/<name>/, tables/<name>/ or aggregate/<name>/.
+
+    Only declared targets, never a glob of what exists: the input set of a paper job must be the
+    same before and after the run, or Snakemake reruns it on the next invocation.
     """
     prefixes = tuple(
         f"{R}/{stage}/{name}/" for stage in ("systems", "tables", "aggregate")
     )
-    found = {
-        path
-        for path in map(str, systems_targets())
-        if path.endswith(".csv") and path.startswith(prefixes)
-    }
-    for prefix in prefixes:
-        found.update(glob(f"{prefix}**/*.csv", recursive=True))
-    return sorted(found)
+    return sorted(
+        {
+            path
+            for path in map(str, systems_targets())
+            if path.endswith(".csv") and path.startswith(prefixes)
+        }
+    )
 
 
 def paper_system_provenance(wildcards):
