@@ -113,3 +113,74 @@ def test_config_section_defaults_and_typos():
     cfg["systems"]["ode_solver"]["problems"] = ["lorenz"]
     with pytest.raises(ConfigError, match="systems.ode_solver.problems"):
         validate_config(cfg, schema)
+
+
+# ---- the reference beside the learned models (systems_ode_a1_table) ---------------------------
+def test_window_errors_by_hand():
+    from otgap.analysis.ode_reference import window_errors
+
+    true = np.zeros((1, 2, 2))
+    pred = np.array([[[3.0, 0.0], [0.0, 4.0]]])
+    out = window_errors(pred, true, np.array([1.0, 2.0]))
+    # squared errors 9, 0, 0, 16 -> mean 25/4; scaled: 9, 0, 0, 4 -> mean 13/4
+    assert out["rmse"] == pytest.approx(2.5)
+    assert out["normalised_rmse"] == pytest.approx(math.sqrt(13 / 4))
+    assert out["max_abs_error"] == 4.0
+    pred[0, 0, 0] = np.inf
+    assert all(math.isnan(v) for v in window_errors(pred, true, np.ones(2)).values())
+
+
+def test_learned_model_is_scored_on_the_reference_starts_and_columns_only():
+    from otgap.analysis.ode_reference import learned_on_reference_window
+
+    rng = np.random.default_rng(1)
+    n, length = 4, 30
+    truth = rng.normal(size=(n, length, 2))
+    columns = np.arange(10, 17)
+    reference = {
+        "rollout_index": np.arange(3),
+        "columns": columns,
+        "true": truth[:3][:, columns],
+    }
+    # exact on the scored window, wildly wrong everywhere else (context, later points, rollout 3)
+    rollout_pred = truth + 100.0
+    rollout_pred[:3, 10:17] = truth[:3, 10:17] + 0.5
+    out = learned_on_reference_window(reference, rollout_pred, np.ones(2))
+    assert out["rmse"] == pytest.approx(0.5)
+    assert out["max_abs_error"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="keep_rollouts"):
+        learned_on_reference_window(reference, rollout_pred[:2], np.ones(2))
+
+
+def test_a1_reference_table_puts_the_reference_first_with_no_marks():
+    from otgap.tables.ode_solver import a1_reference_table
+
+    rows = []
+    for seed in (0, 1):
+        for model, rmse in (("neural_ode", 0.2 + seed), ("reference", 0.001), ("grud", np.nan)):
+            rows.append(
+                {
+                    "system": "fhn",
+                    "condition": "jitter",
+                    "model": model,
+                    "kind": "reference" if model == "reference" else "learned",
+                    "seed": seed,
+                    "n_starts": 4,
+                    "K": 38,
+                    "span": 19.7,
+                    "rmse": rmse,
+                    "normalised_rmse": rmse,
+                    "max_abs_error": rmse,
+                    "train_seconds": 10.0 + seed,
+                    "n_params": 10,
+                }
+            )
+    tex = a1_reference_table(pd.DataFrame(rows), ["grud", "neural_ode"])
+    body = tex.split(r"\midrule")
+    lines = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "&" in ln]
+    assert lines[1].startswith("known physics (trial solution)")
+    assert lines[2].startswith("grud") and "non-finite (2 of 2)" in lines[2]
+    # neural_ode: mean 0.7, sample std 0.707; training 10.5 +- 0.7 s
+    assert "$7.00e-01 \\pm 7.1e-01$" in lines[3] and "10.5 $\\pm$ 0.7" in lines[3]
+    assert "first 4 rollouts, 38 points over 19.7 time units" in tex
+    assert "dagger" not in tex and "textbf" not in tex and len(body) == 3

@@ -170,8 +170,19 @@ def fhn_evaluate_settings(wildcards):
         "models": list(FHN["models"]),
         "seeds": list(FHN["seeds"]),
         "vpt_threshold": FHN_ANALYSIS["vpt_threshold"],
-        "keep_rollouts": FHN_ANALYSIS["keep_rollouts"],
+        "keep_rollouts": fhn_keep_rollouts(),
     }
+
+
+def fhn_keep_rollouts():
+    """Rollout predictions each evaluation keeps: the figure's keep_rollouts, raised to the A.1
+    known-physics reference's starts where that is on (it scores the learned models on them).
+    """
+    keep = int(FHN_ANALYSIS["keep_rollouts"])
+    ref = config.get("systems", {}).get("ode_solver", {}).get("a1_reference", {})
+    if ref.get("enabled", False):
+        keep = max(keep, int(ref.get("n_starts", 0)))
+    return keep
 
 
 def fhn_focus_condition(system):

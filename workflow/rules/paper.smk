@@ -45,9 +45,17 @@ def paper_system_tables(name):
         {
             path
             for path in map(str, systems_targets())
-            if path.endswith(".csv") and path.startswith(prefixes)
+            if path.endswith(".csv")
+            and path.startswith(prefixes)
+            and "/a1_reference/"
+            not in path  # A.1's section shows it (paper_fhn_reference)
         }
     )
+
+
+def paper_fhn_reference_enabled():
+    ode = config.get("systems", {}).get("ode_solver", {})
+    return bool(ode.get("a1_reference", {}).get("enabled", False))
 
 
 def paper_system_provenance(wildcards):
@@ -129,6 +137,8 @@ def paper_generated():
             "compare_macros.tex",
         )
     ]
+    if paper_fhn_reference_enabled():
+        parts.append(f"{G}/fhn_reference.tex")
     return parts + [f"{G}/system_{name}.tex" for name in paper_systems()]
 
 
@@ -182,6 +192,24 @@ rule paper_fhn:
         focus_condition=FHN_ANALYSIS["focus_condition"],
     script:
         "../../scripts/paper_fhn.py"
+
+
+rule paper_fhn_reference:
+    input:
+        **script_inputs(
+            "scripts/paper_fhn_reference.py",
+            tex=f"{R}/systems/ode_solver/a1_reference/table.tex",
+            info=f"{R}/systems/ode_solver/a1_reference/table.json",
+        ),
+    output:
+        tex=f"{G}/fhn_reference.tex",
+    log:
+        f"{L}/paper/fhn_reference.log",
+    threads: 1
+    resources:
+        **res("default"),
+    script:
+        "../../scripts/paper_fhn_reference.py"
 
 
 rule paper_eos:

@@ -122,3 +122,57 @@ rule systems_ode_a1_reference:
         settings=ode_a1_settings,
     script:
         "../../scripts/systems_ode_a1_reference.py"
+
+
+def ode_a1_cells():
+    """(system, condition, seed) of every A.1 reference, in a fixed order."""
+    return [
+        {"system": s, "condition": ode_a1_condition(s), "seed": int(seed)}
+        for s in FHN["systems"]
+        for seed in FHN["seeds"]
+    ]
+
+
+def ode_a1_cell_files(name):
+    return [
+        f"{ODE_DIR}/a1_reference/system={c['system']}/seed={c['seed']}/{name}"
+        for c in ode_a1_cells()
+    ]
+
+
+def ode_a1_learned_files(name):
+    """``name`` of every learned model on each reference cell (cell-major, then model)."""
+    return [
+        fhn_run_file({**c, "model": m}, name)
+        for c in ode_a1_cells()
+        for m in FHN["models"]
+    ]
+
+
+rule systems_ode_a1_table:
+    input:
+        **script_inputs(
+            "scripts/systems_ode_a1_table.py",
+            predictions=ode_a1_cell_files("predictions.npz"),
+            infos=ode_a1_cell_files("reference.json"),
+            data=[
+                fhn_dataset_path(c["system"], c["condition"], c["seed"])
+                for c in ode_a1_cells()
+            ],
+            curves=ode_a1_learned_files("curves.npz"),
+            runs=ode_a1_learned_files("run.json"),
+        ),
+    output:
+        csv=f"{ODE_DIR}/a1_reference/table.csv",
+        tex=f"{ODE_DIR}/a1_reference/table.tex",
+        info=f"{ODE_DIR}/a1_reference/table.json",
+    log:
+        f"{L}/systems/ode_solver/a1_reference/table.log",
+    threads: 1
+    resources:
+        **res("default"),
+    params:
+        cells=ode_a1_cells(),
+        models=list(FHN["models"]),
+    script:
+        "../../scripts/systems_ode_a1_table.py"

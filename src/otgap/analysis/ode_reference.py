@@ -129,3 +129,59 @@ def a1_reference(
         "normalised_rmse": float(np.sqrt(np.mean((err / scale) ** 2))),
     }
     return arrays, info
+
+
+# ---- the reference beside the learned models (rule systems_ode_a1_table) ---------------------
+
+TABLE_COLUMNS = (
+    "system",
+    "condition",
+    "model",
+    "kind",
+    "seed",
+    "n_starts",
+    "K",
+    "span",
+    "rmse",
+    "normalised_rmse",
+    "max_abs_error",
+    "train_seconds",
+    "n_params",
+)
+
+
+def window_errors(pred: np.ndarray, true: np.ndarray, scale: np.ndarray) -> dict[str, float]:
+    """RMSE, RMSE in units of the attractor's std per component, and max abs error of ``pred``
+    against ``true`` (both (n, K, d)); NaN where ``pred`` has a non-finite value."""
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    if pred.shape != true.shape:
+        raise ValueError(f"pred {pred.shape} and true {true.shape} differ in shape")
+    if not np.all(np.isfinite(pred)):
+        nan = float("nan")
+        return {"rmse": nan, "normalised_rmse": nan, "max_abs_error": nan}
+    err = pred - true
+    scale = np.asarray(scale, dtype=np.float64)
+    return {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "normalised_rmse": float(np.sqrt(np.mean((err / scale) ** 2))),
+        "max_abs_error": float(np.max(np.abs(err))),
+    }
+
+
+def learned_on_reference_window(
+    reference: Mapping[str, np.ndarray], rollout_pred: np.ndarray, scale: np.ndarray
+) -> dict[str, float]:
+    """Errors of a learned model's rollouts (``rollout_pred`` of its curves.npz: predictions on
+    the whole rollout grid of the first trajectories) on exactly the starts and columns the
+    reference predicted."""
+    idx = np.asarray(reference["rollout_index"], dtype=np.int64)
+    cols = np.asarray(reference["columns"], dtype=np.int64)
+    rp = np.asarray(rollout_pred)
+    if rp.ndim != 3 or rp.shape[0] <= idx.max() or rp.shape[1] <= cols.max():
+        raise ValueError(
+            f"rollout_pred of shape {rp.shape} does not hold rollouts {idx.tolist()} at columns "
+            f"up to {int(cols.max())}: fhn_evaluate must keep at least {int(idx.max()) + 1} "
+            "rollouts (fhn.analysis.keep_rollouts)"
+        )
+    return window_errors(rp[idx][:, cols], reference["true"], scale)
