@@ -36,7 +36,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         common = {
             **cell,
             "n_starts": len(idx),
-            "K": len(cols),
+            "n_points": len(cols),
             "span": float(info["span"]),
         }
         rows.append(

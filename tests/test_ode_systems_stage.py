@@ -166,7 +166,7 @@ def test_a1_reference_table_puts_the_reference_first_with_no_marks():
                     "kind": "reference" if model == "reference" else "learned",
                     "seed": seed,
                     "n_starts": 4,
-                    "K": 38,
+                    "n_points": 38,
                     "span": 19.7,
                     "rmse": rmse,
                     "normalised_rmse": rmse,

@@ -140,7 +140,7 @@ TABLE_COLUMNS = (
     "kind",
     "seed",
     "n_starts",
-    "K",
+    "n_points",
     "span",
     "rmse",
     "normalised_rmse",

@@ -57,7 +57,7 @@ def a1_reference_table(frame: pd.DataFrame, model_order: list[str] | None = None
         "normalised_rmse",
         "max_abs_error",
         "train_seconds",
-        "K",
+        "n_points",
         "span",
         "n_starts",
     }
@@ -86,7 +86,7 @@ def a1_reference_table(frame: pd.DataFrame, model_order: list[str] | None = None
                 cells.append(_mean_std_sci(g[col]))
             cells.append(_mean_std_fixed(g["train_seconds"]))
             rows.append(cells)
-        k, span, n = int(sub["K"].min()), float(sub["span"].max()), int(sub["n_starts"].max())
+        k, span, n = int(sub["n_points"].min()), float(sub["span"].max()), int(sub["n_starts"].max())
         sections.append(
             (f"{system}: first {n} rollouts, {k} points over {span:.3g} time units", rows)
         )
