@@ -155,6 +155,7 @@ def fhn_train_settings(wildcards):
         "horizon_ramp_epochs": FHN_TRAIN["horizon_ramp_epochs"],
         "patience": FHN_TRAIN["patience"],
         "keep": FHN_TRAIN["keep"],
+        "batch_seeds": FHN_TRAIN.get("batch_seeds", True),
         **dict(FHN_TRAIN.get("overrides", {}).get(wildcards.model, {})),
     }
 
