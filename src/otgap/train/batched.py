@@ -442,6 +442,7 @@ class _BatchedCell:
         total = cfg.epochs * per_epoch
         eval_every = cfg.eval_every_epochs * per_epoch
         ckpt_every = cfg.checkpoint_every_epochs * per_epoch
+        log_every = cfg.log_every_epochs * per_epoch
         histories: list[list[dict[str, Any]]] = [[] for _ in range(S)]
         identity = normalise_identity(identity)
         cell = _CellState(self.state, self.schedulers)
@@ -483,6 +484,10 @@ class _BatchedCell:
                         self._evaluate(step, [s], histories)
                         histories[s][n_hist]["diverged"] = True
                 is_last = step == total
+                if log_every and (step % log_every == 0 or is_last):
+                    rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
+                    shown = ", ".join(f"{float(x):.4g}" for x in losses)
+                    log(f"[{label}] step {step}/{total} losses=[{shown}] ({rate:.1f} steps/s)")
                 if is_last or (eval_every and step % eval_every == 0):
                     running = active_seeds()
                     self._evaluate(step, running, histories)
