@@ -1,0 +1,108 @@
+"""Seeds trained together vs one after another: FHN training throughput at paper size, per model.
+
+For each trained model of the config (default ``config/config.yaml``: n_train 300, batch 64,
+hidden 128, its context and horizon, evaluation every epoch, its model keywords), the datasets of
+``--seeds`` seeds (default 5) of one (system, condition) cell are built, then the cell is trained
+for ``--epochs`` epochs twice: batched (``otgap.train.batched.train_seeds``) and seed by seed
+(``otgap.train.sequence.train_seed``, the loop a job ran before). Early stopping is off so both
+do the same number of steps. Each mode is warmed up by a one-epoch run first; the time is the
+training loop's own wall time (model building, data and process start-up excluded), evaluations
+included as in a real job. Prints seed-steps per second of each mode and their ratio.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fhn_batched.py [--config config/config.yaml]
+        [--seeds 5] [--epochs 3] [--threads 1] [--models neural_ode,lstm_dt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import replace
+from functools import partial
+
+import torch
+import yaml
+
+from otgap.data.fhn import attractor_std, system_params, vector_field
+from otgap.data.fhn_dataset import Condition, DatasetSpec, build_dataset
+from otgap.train.batched import train_seeds
+from otgap.train.sequence import fit_config, train_seed
+
+
+def _quiet(msg: str) -> None:
+    del msg
+
+
+def time_batched(name, kwargs, datas, settings, seeds, true_field, *, epochs: int):
+    """Loop wall time of the seeds trained together, and whether they really were batched."""
+    cfg = fit_config({**settings, "epochs": epochs})
+    runs = train_seeds(name, kwargs, datas, cfg, seeds, true_field=true_field, log=_quiet)
+    return runs[0].result.wall_seconds, runs[0].batched
+
+
+def time_loop(name, kwargs, datas, settings, seeds, true_field, *, epochs: int) -> float:
+    """Summed loop wall time of the seeds trained one after another (train_seed)."""
+    cfg = fit_config({**settings, "epochs": epochs})
+    walls = [
+        train_seed(name, kwargs, d, cfg, s, true_field=true_field, log=_quiet)[1].wall_seconds
+        for s, d in zip(seeds, datas, strict=True)
+    ]
+    return sum(walls)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="config/config.yaml")
+    ap.add_argument("--system", default="fhn")
+    ap.add_argument("--condition", default="jitter")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--models", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with open(args.config) as fh:
+        cfg = yaml.safe_load(fh)["fhn"]
+    train = cfg["train"]
+    cond = next(c for c in cfg["conditions"] if c["name"] == args.condition)
+    # the rollouts play no part in training: keep them tiny so that building the data is quick
+    spec = replace(DatasetSpec(**cfg.get("dataset", {})), rollout_n=1, rollout_length=50)
+    params = system_params(args.system)
+    scale = attractor_std(args.system, seed=0)
+    seeds = list(range(args.seeds))
+    t0 = time.perf_counter()
+    datas = [build_dataset(args.system, Condition(**cond), s, spec, 0.0, scale) for s in seeds]
+    print(f"{args.config}: {args.system}/{args.condition}, {len(seeds)} seeds, n_train "
+          f"{spec.n_train}, context {spec.n_context}, horizon {spec.horizon}; data built in "
+          f"{time.perf_counter() - t0:.1f} s; torch threads {torch.get_num_threads()}")  # fmt: skip
+    true_field = partial(vector_field, system=args.system)
+    models = args.models.split(",") if args.models else [
+        m for m in cfg["models"] if m != "last_observation"
+    ]  # fmt: skip
+    print(f"{'model':18s} {'batched':>8s} {'steps/s batched':>16s} {'steps/s loop':>13s} "
+          f"{'ratio':>6s}")  # fmt: skip
+    for name in models:
+        settings = {**train, **dict(train.get("overrides", {}).get(name, {}))}
+        kwargs = {
+            "hidden": int(train["hidden"]),
+            **dict(train.get("model_kwargs", {}).get(name, {})),
+        }
+        if params["amp"] != 0.0:
+            kwargs["drive_omega"] = params["omega"]
+        settings = {**settings, "patience": None, "checkpoint_every": 0}
+        per_epoch = math.ceil(spec.n_train / int(settings["batch_size"]))
+
+        job = (name, kwargs, datas, settings, seeds, true_field)
+        time_batched(*job, epochs=1)  # warm-up
+        wall_b, was_batched = time_batched(*job, epochs=args.epochs)
+        time_loop(*job, epochs=1)
+        wall_l = time_loop(*job, epochs=args.epochs)
+        steps = len(seeds) * args.epochs * per_epoch
+        rate_b, rate_l = steps / wall_b, steps / wall_l
+        print(f"{name:18s} {str(was_batched):>8s} {rate_b:16.2f} {rate_l:13.2f} "
+              f"{rate_b / rate_l:6.2f}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
