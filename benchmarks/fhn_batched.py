@@ -38,7 +38,9 @@ def time_batched(name, kwargs, datas, settings, seeds, true_field, *, epochs: in
     """Loop wall time of the seeds trained together, and whether they really were batched."""
     cfg = fit_config({**settings, "epochs": epochs})
     runs = train_seeds(name, kwargs, datas, cfg, seeds, true_field=true_field, log=_quiet)
-    return runs[0].result.wall_seconds, runs[0].batched
+    if not runs[0].batched:
+        return sum(r.result.wall_seconds for r in runs), False
+    return runs[0].result.extras["cell_wall_seconds"], True
 
 
 def time_loop(name, kwargs, datas, settings, seeds, true_field, *, epochs: int) -> float:

@@ -33,13 +33,16 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     ckpts = list(smk.params.checkpoint_dirs)
     # a checkpoint is resumed only by a job with the same settings and code
     identities = [job_identity({"settings": s, "seed": seed}, smk.input.code) for seed in seeds]
+    # batched: a seed's finished result is reused by a job of the same settings but more seeds
+    own = {k: v for k, v in s.items() if k != "seeds"}
+    seed_ids = [job_identity({"settings": own, "seed": seed}, smk.input.code) for seed in seeds]
     cell_ckpt = Path(ckpts[0]).parent / "batched_seeds"
     if s.get("batch_seeds", True):
         runs = train_seeds(
             name, model_kwargs, [read_npz(p) for p in smk.input.data], cfg, seeds,
             true_field=true_field, checkpoint_dir=cell_ckpt, seed_checkpoint_dirs=ckpts,
             identity=job_identity({"settings": s, "batched": True}, smk.input.code),
-            seed_identities=identities, log=log, label=label, device=device,
+            seed_identities=seed_ids, log=log, label=label, device=device,
         )  # fmt: skip
     else:
         runs = []
@@ -52,7 +55,6 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
                 label=f"{label}/seed={seed}", identity=ident,
             )  # fmt: skip
             runs.append(SeedRun(seed, model, result, batched=False))
-    n_batched = sum(r.batched for r in runs)
     outputs = zip(runs, smk.output.model, smk.output.history, smk.output.run_json, strict=True)
     for run, model_path, history_path, run_path in outputs:
         seed, model, result = run.seed, run.model, run.result
@@ -60,7 +62,6 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         history = pd.DataFrame(result.history if result is not None else [])
         write_csv(history_path, history)
         extras = result.extras if result is not None else {}
-        wall = result.wall_seconds if result else 0.0
         summary = {
             "seed": seed,
             "n_params": sum(p.numel() for p in model.parameters()),
@@ -75,10 +76,11 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
             "diverged": result.diverged if result else False,
             "diverged_step": result.diverged_step if result else None,
             "resumed_from": result.resumed_from if result else None,
-            # batched: this seed's share of the cell's wall time (the cell's is batched_wall_seconds)
-            "wall_seconds": wall / n_batched if run.batched else wall,
+            # batched: this seed's share of the cell's wall time (the cell's: batched_wall_seconds)
+            "wall_seconds": result.wall_seconds if result else 0.0,
             "batched": run.batched,
-            "batched_wall_seconds": wall if run.batched else None,
+            "batched_wall_seconds": extras.get("cell_wall_seconds"),
+            "reused": run.reused,  # kept from an earlier job with the same seed identity
             "device": device,
             "final_val_loss": float(history["val_loss"].iloc[-1])
             if "val_loss" in history

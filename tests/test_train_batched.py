@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -182,3 +183,32 @@ def test_checkpoint_of_another_identity_is_discarded(datas, tmp_path):
     fresh, _ = _cell_run(datas, tmp_path / "fresh", lr=5e-3)
     for a, b in zip(runs, fresh, strict=True):
         assert a.result.resumed_from is None and a.result.history == b.result.history
+
+
+def test_adding_a_seed_reuses_the_finished_seeds(datas, tmp_path):
+    cfg = FitConfig(epochs=3, batch_size=10, lr=1e-2)
+    dirs = [tmp_path / f"seed={s}" for s in SEEDS]
+
+    def cell(seeds, lr=1e-2):
+        lines: list[str] = []
+        ids = [{"settings": {"lr": lr}, "seed": s} for s in seeds]
+        runs = train_seeds(
+            "tlstm", {"hidden": 5}, [datas[s] for s in seeds], replace(cfg, lr=lr), seeds,
+            seed_checkpoint_dirs=[dirs[s] for s in seeds], seed_identities=ids, log=lines.append,
+        )  # fmt: skip
+        return runs, lines
+
+    first, _ = cell([0, 1])
+    grown, lines = cell([0, 1, 2])
+    assert [r.reused for r in grown] == [True, True, False]
+    assert any("seeds [0, 1] reused" in m for m in lines)
+    for old, new in zip(first, grown[:2], strict=True):
+        assert new.result.history == old.result.history
+        for key, value in old.model.state_dict().items():
+            assert torch.equal(new.model.state_dict()[key], value)
+    # the new seed is trained as its own one-seed run would be
+    _assert_same(grown[2], _one_by_one("tlstm", datas, replace(cfg, lr=1e-2), {"hidden": 5})[2])
+    # another identity (a changed learning rate) trains every seed again
+    changed, _ = cell([0, 1, 2], lr=5e-3)
+    assert not any(r.reused for r in changed)
+    assert {r["lr"] for r in changed[0].result.history} == {5e-3}

@@ -23,6 +23,12 @@ Per seed, everything ``fit_sequence_model`` does is kept:
 Tolerance: the batched computation sums in another order than the one-seed run, so the results
 agree to float rounding (``tests/test_train_batched.py`` states the tolerance), not bitwise.
 
+Adding a seed does not retrain the others: each trained seed's final model, history and loop
+result are kept in its checkpoint directory (``finished.pt``, beside the resume checkpoint, kept
+after the job) under the seed's own job identity (settings and code, not the list of seeds); a later
+job whose seed has the same identity reuses it and trains only the seeds it lacks. A file of
+another identity is ignored (and replaced once that seed is trained again).
+
 A model that cannot run under vmap (data-dependent Python control flow such as the Neural ODE's
 ``max_step`` or a torchdiffeq solver) is detected by a trial step before training and trained seed
 by seed with ``train_seed`` instead; the log says why. Baselines have nothing to train.
@@ -54,6 +60,7 @@ from otgap.train.loop import (
     Preempted,
     StaleCheckpoint,
     _SignalFlag,
+    identity_digest,
     load_checkpoint,
     normalise_identity,
     save_checkpoint,
@@ -73,6 +80,56 @@ class SeedRun:
     model: SequenceModel
     result: LoopResult | None
     batched: bool
+    reused: bool = False
+
+
+FINISHED_NAME = "finished.pt"
+FINISHED_FORMAT = 1
+
+
+def save_finished(ckpt_dir: str | Path | None, identity, run: SeedRun) -> None:
+    """Keep a trained seed's outcome for reuse (nothing without a directory or identity)."""
+    if ckpt_dir is None or identity is None:
+        return
+    from otgap.io import ensure_writable_dir, write_torch
+
+    identity = normalise_identity(identity)
+    res = run.result
+    payload = {
+        "format": FINISHED_FORMAT,
+        "identity": identity,
+        "identity_digest": identity_digest(identity),
+        "state_dict": run.model.state_dict(),
+        "batched": run.batched,
+        "result": None if res is None else {
+            "history": res.history, "steps_done": res.steps_done, "diverged": res.diverged,
+            "diverged_step": res.diverged_step, "resumed_from": res.resumed_from,
+            "extras": res.extras, "wall_seconds": res.wall_seconds,
+        },
+    }  # fmt: skip
+    write_torch(ensure_writable_dir(ckpt_dir) / FINISHED_NAME, payload)
+
+
+def load_finished(ckpt_dir, identity, name: str, model_kwargs, seed: int) -> SeedRun | None:
+    """The seed's kept outcome if one of the same identity exists and loads, else None."""
+    if ckpt_dir is None or identity is None:
+        return None
+    path = Path(ckpt_dir) / FINISHED_NAME
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        if payload.get("format") != FINISHED_FORMAT:
+            return None
+        if payload.get("identity_digest") != identity_digest(normalise_identity(identity)):
+            return None
+        model = build_sequence_model(name, **dict(model_kwargs))
+        model.load_state_dict(payload["state_dict"])
+    except Exception:  # noqa: BLE001 - unreadable or unfit: train the seed again
+        return None
+    res = payload["result"]
+    result = None if res is None else LoopResult(**res)
+    return SeedRun(int(seed), model, result, bool(payload["batched"]), reused=True)
 
 
 class _Objective(nn.Module):
@@ -210,7 +267,9 @@ def train_seeds(
     per seed (with ``seed_checkpoint_dirs``/``seed_identities``), which the log says.
 
     ``checkpoint_dir``/``identity``: the cell's checkpoint and its job identity (include the
-    seeds in it). Returns one ``SeedRun`` per seed, in the order of ``seeds``.
+    seeds in it); ``seed_identities`` must not contain the list of seeds (they key each seed's
+    finished result, reused by a later job with more seeds). Returns one ``SeedRun`` per seed, in
+    the order of ``seeds``.
     """
     log = log or (lambda msg: print(msg, flush=True))
     seeds = [int(s) for s in seeds]
@@ -219,6 +278,35 @@ def train_seeds(
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
     device = torch.device(device)
+    dirs = list(seed_checkpoint_dirs or [None] * len(seeds))
+    ids = list(seed_identities or [None] * len(seeds))
+    if len(dirs) != len(seeds) or len(ids) != len(seeds):
+        raise ValueError("need one seed checkpoint directory and identity per seed")
+    reused: dict[int, SeedRun] = {}
+    for seed, ckpt, ident in zip(seeds, dirs, ids, strict=True):
+        run = load_finished(ckpt, ident, name, model_kwargs, seed)
+        if run is not None:
+            reused[seed] = run
+    if reused:
+        log(f"[{label}] seeds {sorted(reused)} reused from their finished results (same identity)")
+    todo = [i for i, seed in enumerate(seeds) if seed not in reused]
+    if todo:
+        fresh = _train_seeds(
+            name, model_kwargs, [datas[i] for i in todo], cfg, [seeds[i] for i in todo],
+            true_field=true_field, checkpoint_dir=checkpoint_dir,
+            seed_checkpoint_dirs=[dirs[i] for i in todo], identity=identity,
+            seed_identities=[ids[i] for i in todo], log=log, label=label, device=device,
+        )  # fmt: skip
+        for i, run in zip(todo, fresh, strict=True):
+            save_finished(dirs[i], ids[i], run)
+            reused[seeds[i]] = run
+    return [reused[seed] for seed in seeds]
+
+
+def _train_seeds(
+    name, model_kwargs, datas, cfg, seeds, *, true_field, checkpoint_dir, seed_checkpoint_dirs,
+    identity, seed_identities, log, label, device,
+) -> list[SeedRun]:  # fmt: skip
     models = build_seed_models(name, model_kwargs, seeds)
     if models[0].is_baseline:
         runs = []
@@ -237,10 +325,9 @@ def train_seeds(
             f"[{label}] {name} cannot be trained batched ({type(exc).__name__}: {first}); "
             f"training its {len(seeds)} seed(s) one after another"
         )
-        dirs = list(seed_checkpoint_dirs or [None] * len(seeds))
-        ids = list(seed_identities or [None] * len(seeds))
         runs = []
-        for seed, data, ckpt, ident in zip(seeds, datas, dirs, ids, strict=True):
+        pairs = zip(seed_checkpoint_dirs, seed_identities, strict=True)
+        for seed, data, (ckpt, ident) in zip(seeds, datas, pairs, strict=True):
             model, result = train_seed(
                 name, dict(model_kwargs), dict(data), cfg, seed, true_field=true_field,
                 checkpoint_dir=ckpt, log=log, label=f"{label}/seed={seed}", device=device,
@@ -535,8 +622,8 @@ class _BatchedCell:
                         diverged=div >= 0,
                         diverged_step=div if div >= 0 else None,
                         resumed_from=resumed_from,
-                        extras=extras,
-                        wall_seconds=wall,
+                        extras={**extras, "cell_wall_seconds": wall},
+                        wall_seconds=wall / S,  # this seed's share of the cell's time
                     )
                 )
         return results
