@@ -143,15 +143,13 @@ class _Objective(nn.Module):
         self.n_context = n_context
 
     def forward(self, t, y, obs, target, horizon: int) -> torch.Tensor:
-        if self.kind == "vector_field":
+        if self.kind == "vector_field":  # observed points packed per seed (``_pack_points``)
             dtype = self.model._dtype()
-            d = y.shape[-1]
-            tt = t.reshape(-1).to(dtype)
-            yy = torch.where(obs.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype)).to(dtype)
-            pred = self.model.vector_field(tt, yy.reshape(-1, d))
-            sq = (pred - target.reshape(-1, d).to(dtype)).pow(2)
-            keep = obs.reshape(-1, 1)
-            return torch.where(keep, sq, torch.zeros((), dtype=dtype)).sum() / (keep.sum() * d)
+            pred = self.model.vector_field(t.to(dtype), y.to(dtype))
+            sq = (pred - target.to(dtype)).pow(2)
+            keep = obs.unsqueeze(-1)
+            zero = torch.zeros((), dtype=dtype)
+            return torch.where(keep, sq, zero).sum() / (obs.sum() * y.shape[-1])
         if self.kind == "one_step":
             y_hat = self.model(t, y, obs)
             mask = obs.clone()
@@ -168,6 +166,23 @@ class _Objective(nn.Module):
         target = torch.where(keep, y, torch.zeros((), dtype=y.dtype)).to(y_hat.dtype)
         sq = torch.where(keep, (y_hat - target).pow(2), zero)
         return sq.sum() / (mask.sum() * y_hat.shape[-1])
+
+
+def _pack_points(t, y, obs, target) -> tuple:
+    """The observed points of each seed's sequences (S, n, T[, D]) in row-major order, padded to
+    the largest count: times (S, K) float64, states (S, K, D), mask (S, K), true field (S, K, D)."""
+    counts = obs.reshape(obs.shape[0], -1).sum(dim=1)
+    k = max(int(counts.max()), 1)
+    d = y.shape[-1]
+    out_t = t.new_zeros(t.shape[0], k)
+    out_y = y.new_zeros(y.shape[0], k, d)
+    out_g = target.new_zeros(target.shape[0], k, d)
+    keep = torch.zeros(obs.shape[0], k, dtype=torch.bool, device=obs.device)
+    for s in range(obs.shape[0]):
+        m, c = obs[s], int(counts[s])
+        out_t[s, :c], out_y[s, :c], out_g[s, :c] = t[s][m], y[s][m], target[s][m]
+        keep[s, :c] = True
+    return out_t, out_y, keep, out_g
 
 
 def _objective_kind(model: SequenceModel, cfg: FitConfig) -> str:
@@ -368,6 +383,9 @@ class _BatchedCell:
             self.targets = tuple(self._true(true_field, *s) for s in (self.train, self.val))
         else:
             self.targets = (self.train[1], self.val[1])  # unused placeholder of the same shape
+        self.val_inputs = (*self.val, self.targets[1])
+        if kind == "vector_field":
+            self.val_inputs = _pack_points(*self.val_inputs)
         if kind == "multi_step":
             if any("n_context" not in x for x in datas):
                 raise ValueError("the multi-step objective needs the datasets' n_context")
@@ -437,6 +455,8 @@ class _BatchedCell:
         ).to(self.device)
         rows = torch.arange(self.S, device=self.device).unsqueeze(1)
         t, y, obs = (x[rows, idx] for x in self.train)
+        if self.kind == "vector_field":
+            return epoch, *_pack_points(t, y, obs, self.targets[0][rows, idx])
         return epoch, t, y, obs, self.targets[0][rows, idx]
 
     def _horizon(self, epoch: int | None) -> int:
@@ -452,7 +472,7 @@ class _BatchedCell:
         losses = self._losses(self.params, t, y, obs, target, self._horizon(epoch))
         torch.autograd.grad(losses.sum(), list(self.params.values()))
         with torch.no_grad():
-            self._losses(self.params, *self.val, self.targets[1], self._horizon(None))
+            self._losses(self.params, *self.val_inputs, self._horizon(None))
 
     def _train_step(self, step: int) -> torch.Tensor:
         cfg, st = self.cfg, self.state
@@ -501,7 +521,7 @@ class _BatchedCell:
     def _evaluate(self, step: int, which: list[int], histories) -> None:
         st = self.state
         with torch.no_grad():
-            vloss = self._losses(self.params, *self.val, self.targets[1], self._horizon(None))
+            vloss = self._losses(self.params, *self.val_inputs, self._horizon(None))
         for s in which:
             v = float(vloss[s])
             lr = (
