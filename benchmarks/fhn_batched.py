@@ -6,7 +6,8 @@ hidden 128, its context and horizon, evaluation every epoch, its model keywords)
 for ``--epochs`` epochs, ``--repeats`` times alternately: batched
 (``otgap.train.batched.train_seeds``) and seed by seed (``otgap.train.sequence.train_seed``, the
 loop a job ran before). Early stopping is off so both
-do the same number of steps. Each mode is warmed up by a one-epoch run first; the time is the
+do the same number of steps (``--early-stopping`` keeps the config's patience: a real job, where
+seeds stop at different epochs; steps/s then counts the steps each seed really made). Each mode is warmed up by a one-epoch run first; the time is the
 training loop's own wall time (model building, data and process start-up excluded), evaluations
 included as in a real job; the fastest repeat of each mode counts (a shared machine's load varies).
 Prints seed-steps per second of each mode and their ratio.
@@ -18,7 +19,6 @@ Prints seed-steps per second of each mode and their ratio.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import replace
 from functools import partial
@@ -40,19 +40,20 @@ def time_batched(name, kwargs, datas, settings, seeds, true_field, *, epochs: in
     """Loop wall time of the seeds trained together, and whether they really were batched."""
     cfg = fit_config({**settings, "epochs": epochs})
     runs = train_seeds(name, kwargs, datas, cfg, seeds, true_field=true_field, log=_quiet)
+    steps = sum(r.result.steps_done for r in runs)
     if not runs[0].batched:
-        return sum(r.result.wall_seconds for r in runs), False
-    return runs[0].result.extras["cell_wall_seconds"], True
+        return sum(r.result.wall_seconds for r in runs), steps, False
+    return runs[0].result.extras["cell_wall_seconds"], steps, True
 
 
 def time_loop(name, kwargs, datas, settings, seeds, true_field, *, epochs: int) -> float:
-    """Summed loop wall time of the seeds trained one after another (train_seed)."""
+    """Summed loop wall time and steps of the seeds trained one after another (train_seed)."""
     cfg = fit_config({**settings, "epochs": epochs})
-    walls = [
-        train_seed(name, kwargs, d, cfg, s, true_field=true_field, log=_quiet)[1].wall_seconds
+    results = [
+        train_seed(name, kwargs, d, cfg, s, true_field=true_field, log=_quiet)[1]
         for s, d in zip(seeds, datas, strict=True)
     ]
-    return sum(walls)
+    return sum(r.wall_seconds for r in results), sum(r.steps_done for r in results)
 
 
 def main() -> None:
@@ -64,6 +65,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="keep the config's patience (a real job: stopped seeds leave the batch); "
+        "--epochs is then the upper bound",
+    )
     ap.add_argument("--models", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -95,20 +102,22 @@ def main() -> None:
         }
         if params["amp"] != 0.0:
             kwargs["drive_omega"] = params["omega"]
-        settings = {**settings, "patience": None, "checkpoint_every": 0}
-        per_epoch = math.ceil(spec.n_train / int(settings["batch_size"]))
+        if not args.early_stopping:
+            settings = {**settings, "patience": None}
+        settings = {**settings, "checkpoint_every": 0}
 
         job = (name, kwargs, datas, settings, seeds, true_field)
         time_batched(*job, epochs=1)  # warm-up
         time_loop(*job, epochs=1)
         walls_b, walls_l = [], []
         for _ in range(args.repeats):  # alternated, best of each: the machine may be loaded
-            wall, was_batched = time_batched(*job, epochs=args.epochs)
+            wall, steps_b, was_batched = time_batched(*job, epochs=args.epochs)
             walls_b.append(wall)
-            walls_l.append(time_loop(*job, epochs=args.epochs))
-        wall_b, wall_l = min(walls_b), min(walls_l)
-        steps = len(seeds) * args.epochs * per_epoch
-        rate_b, rate_l = steps / wall_b, steps / wall_l
+            wall, steps_l = time_loop(*job, epochs=args.epochs)
+            walls_l.append(wall)
+        if steps_b != steps_l:
+            raise RuntimeError(f"{name}: {steps_b} seed-steps batched but {steps_l} in the loop")
+        rate_b, rate_l = steps_b / min(walls_b), steps_l / min(walls_l)
         print(f"{name:18s} {str(was_batched):>8s} {rate_b:16.2f} {rate_l:13.2f} "
               f"{rate_b / rate_l:6.2f}", flush=True)  # fmt: skip
 

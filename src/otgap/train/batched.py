@@ -433,14 +433,26 @@ class _BatchedCell:
         yy = torch.where(obs.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype)).double()
         return true_field(t.reshape(-1).double(), yy.reshape(-1, y.shape[-1])).reshape(yy.shape)
 
-    def _losses(self, params, t, y, obs, target, horizon: int) -> torch.Tensor:
+    def _losses(self, params, t, y, obs, target, horizon: int, which=None) -> torch.Tensor:
+        """The seeds' losses (S,); with ``which`` (seed indices) only those seeds are computed
+        (stopped seeds cost nothing) and the others' entries are 0."""
+        bufs = self.buffers
+        if which is not None and len(which) < self.S:
+            idx = torch.as_tensor(which, device=self.device)
+            params = {k: v[idx] for k, v in params.items()}
+            bufs = {k: v[idx] for k, v in bufs.items()}
+            t, y, obs, target = (x[idx] for x in (t, y, obs, target))
         names = {f"model.{k}": v for k, v in params.items()}
-        bufs = {f"model.{k}": v for k, v in self.buffers.items()}
+        bufs = {f"model.{k}": v for k, v in bufs.items()}
 
         def one(p, b, tt, yy, oo, gg):
             return torch.func.functional_call(self.objective, (p, b), (tt, yy, oo, gg, horizon))
 
-        return torch.func.vmap(one)(names, bufs, t, y, obs, target)
+        losses = torch.func.vmap(one)(names, bufs, t, y, obs, target)
+        if which is None or len(which) == self.S:
+            return losses
+        full = losses.new_zeros(self.S)
+        return full.index_put((idx,), losses)
 
     def _batch(self, step: int):
         epoch, k = divmod(step, self.per_epoch)
@@ -477,7 +489,8 @@ class _BatchedCell:
     def _train_step(self, step: int) -> torch.Tensor:
         cfg, st = self.cfg, self.state
         epoch, t, y, obs, target = self._batch(step)
-        losses = self._losses(self.params, t, y, obs, target, self._horizon(epoch))
+        running = [i for i in range(self.S) if bool(st["active"][i])]
+        losses = self._losses(self.params, t, y, obs, target, self._horizon(epoch), running)
         names = list(self.params)
         grads = dict(
             zip(
@@ -521,7 +534,7 @@ class _BatchedCell:
     def _evaluate(self, step: int, which: list[int], histories) -> None:
         st = self.state
         with torch.no_grad():
-            vloss = self._losses(self.params, *self.val_inputs, self._horizon(None))
+            vloss = self._losses(self.params, *self.val_inputs, self._horizon(None), which)
         for s in which:
             v = float(vloss[s])
             lr = (
