@@ -46,6 +46,7 @@ def _fhn_check_config():
             "objective",
             "horizon_ramp_epochs",
             "keep",
+            "batch_seeds",
         }
         unknown = sorted(set(over) - allowed)
         if unknown:
