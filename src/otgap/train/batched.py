@@ -306,10 +306,15 @@ def train_seeds(
         log(f"[{label}] seeds {sorted(reused)} reused from their finished results (same identity)")
     todo = [i for i, seed in enumerate(seeds) if seed not in reused]
     if todo:
+        # the cell's checkpoint belongs to this job and to the seeds it trains
+        trained = [seeds[i] for i in todo]
+        cell_id = (
+            None if identity is None else {"job": normalise_identity(identity), "seeds": trained}
+        )
         fresh = _train_seeds(
-            name, model_kwargs, [datas[i] for i in todo], cfg, [seeds[i] for i in todo],
+            name, model_kwargs, [datas[i] for i in todo], cfg, trained,
             true_field=true_field, checkpoint_dir=checkpoint_dir,
-            seed_checkpoint_dirs=[dirs[i] for i in todo], identity=identity,
+            seed_checkpoint_dirs=[dirs[i] for i in todo], identity=cell_id,
             seed_identities=[ids[i] for i in todo], log=log, label=label, device=device,
         )  # fmt: skip
         for i, run in zip(todo, fresh, strict=True):
