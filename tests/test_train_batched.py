@@ -212,3 +212,83 @@ def test_adding_a_seed_reuses_the_finished_seeds(datas, tmp_path):
     changed, _ = cell([0, 1, 2], lr=5e-3)
     assert not any(r.reused for r in changed)
     assert {r["lr"] for r in changed[0].result.history} == {5e-3}
+
+
+# ---- the job script (rule fhn_train) with and without the switch ------------------------------
+
+
+class Named(list):
+    """Snakemake's named lists: the files flat, each named entry also as an attribute."""
+
+    def __init__(self, **entries):
+        super().__init__(f for v in entries.values() for f in ([v] if isinstance(v, str) else v))
+        self.__dict__.update(entries)
+
+
+def _run_job(tmp_path, datas, seeds, batch_seeds: bool, tag: str):
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from otgap.io import write_npz
+
+    repo = Path(__file__).resolve().parents[1]
+    paths = []
+    for s in seeds:
+        path = tmp_path / "data" / f"seed={s}.npz"
+        if not path.exists():
+            write_npz(path, **{k: np.asarray(v) for k, v in datas[s].items()})
+        paths.append(str(path))
+    out = tmp_path / tag
+    files = {k: [str(out / f"seed={s}" / k) for s in seeds] for k in ("model.pt", "history.csv")}
+    settings = {
+        "system": "fhn", "condition": "sparse", "model": "grud", "seeds": list(seeds),
+        "system_params": {}, "hidden": 5, "model_kwargs": {}, "epochs": 3, "batch_size": 10,
+        "lr": 1e-2, "eval_every": 1, "plateau_patience": None, "plateau_factor": 0.5,
+        "grad_clip": None, "device": "cpu", "checkpoint_every": 1, "objective": "multi_step",
+        "horizon_ramp_epochs": 2, "patience": None, "keep": "best", "batch_seeds": batch_seeds,
+    }  # fmt: skip
+    smk = SimpleNamespace(
+        rule="fhn_train", threads=1, log=[str(out / "train.log")], wildcards={},
+        input=Named(code=[str(repo / "scripts" / "fhn_train.py")], data=paths),
+        output=Named(
+            model=files["model.pt"], history=files["history.csv"],
+            run_json=[str(out / f"seed={s}" / "run.json") for s in seeds],
+        ),
+        params=SimpleNamespace(
+            settings=settings,
+            checkpoint_dirs=[str(tmp_path / ".checkpoints" / tag / f"seed={s}") for s in seeds],
+        ),
+    )  # fmt: skip
+    runpy.run_path(str(repo / "scripts" / "fhn_train.py"), init_globals={"snakemake": smk})
+    return out
+
+
+def test_job_script_batched_and_looped_write_the_same_files(tmp_path, datas):
+    import json
+
+    import pandas as pd
+
+    from otgap.train.sequence import load_sequence_model
+
+    torch.set_default_dtype(torch.float32)  # as in a job
+    outs = {b: _run_job(tmp_path, datas, [0, 1], b, f"batched={b}") for b in (True, False)}
+    for s in (0, 1):
+        runs = {b: json.loads((outs[b] / f"seed={s}" / "run.json").read_text()) for b in outs}
+        assert runs[True]["batched"] and not runs[False]["batched"]
+        assert set(runs[True]) == set(runs[False])
+        for key in ("steps_done", "stopped_epoch", "best_epoch", "n_params"):
+            assert runs[True][key] == runs[False][key], key
+        hist = {b: pd.read_csv(outs[b] / f"seed={s}" / "history.csv") for b in outs}
+        assert list(hist[True].columns) == list(hist[False].columns)
+        np.testing.assert_allclose(hist[True]["val_loss"], hist[False]["val_loss"], rtol=1e-4)
+        models = {b: load_sequence_model(outs[b] / f"seed={s}" / "model.pt")[1] for b in outs}
+        for key, value in models[False].state_dict().items():
+            torch.testing.assert_close(models[True].state_dict()[key], value, rtol=1e-4, atol=1e-6)
+    # no resume checkpoint is left behind; the finished seeds are kept for reuse
+    left = sorted(p.name for p in (tmp_path / ".checkpoints").rglob("*") if p.is_file())
+    assert left == ["finished.pt", "finished.pt"]
+    grown = _run_job(tmp_path, datas, [0, 1, 2], True, "batched=True")
+    reused = [json.loads((grown / f"seed={s}" / "run.json").read_text())["reused"] for s in SEEDS]
+    assert reused == [True, True, False]
+    assert "seeds [0, 1] reused" in (grown / "train.log").read_text()
