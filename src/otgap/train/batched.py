@@ -18,7 +18,18 @@ Per seed, everything ``fit_sequence_model`` does is kept:
   seed;
 - evaluation, early stopping and best-validation weights per seed. A stopped (or diverged) seed is
   frozen: its parameters, Adam moments and step count are no longer updated (Adam would move a
-  parameter even with a zero gradient), while the others go on.
+  parameter even with a zero gradient), while the others go on; it also leaves the computation
+  (only the running seeds are evaluated and differentiated).
+
+The oracle's loss needs the field at the observed points only; their number differs from seed to
+seed, so each seed's points are packed and padded to the largest count (a mask drops the padding).
+LSTM and GRU cells have no batching rule for their fused kernels: under vmap the models write the
+same equations out (``otgap.models.sequence.rnn_cell``).
+
+Time per step: on one CPU thread at paper size the matrix products already keep the core busy, so
+batching saves per-operation overhead only (``benchmarks/fhn_batched.py`` measures it; the README
+has the numbers). ``LoopResult.wall_seconds`` of a batched seed is its share (1/S) of the cell's
+loop time, ``extras["cell_wall_seconds"]`` the whole.
 
 Tolerance: the batched computation sums in another order than the one-seed run, so the results
 agree to float rounding (``tests/test_train_batched.py`` states the tolerance), not bitwise.
