@@ -1,7 +1,10 @@
 """Train one sequence model on the FitzHugh-Nagumo datasets of one (system, condition), every
-configured seed in this one job (rule fhn_train; per-seed outputs)."""
+configured seed in this one job (rule fhn_train; per-seed outputs). With ``batch_seeds`` (default)
+the seeds train together as one batched computation (otgap.train.batched), else one after
+another."""
 
 from functools import partial
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -10,6 +13,7 @@ from otgap.data.fhn import vector_field
 from otgap.deps import job_identity
 from otgap.io import read_npz, write_csv, write_json
 from otgap.jobs import job
+from otgap.train.batched import SeedRun, train_seeds
 from otgap.train.loop import clear_checkpoint
 from otgap.train.provenance import provenance
 from otgap.train.sequence import fit_config, save_sequence_model, train_seed
@@ -25,19 +29,35 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         device = "cuda" if torch.cuda.is_available() else "cpu"
     # The true field is only used by models whose fit_target is "vector_field" (the oracle).
     true_field = partial(vector_field, system=s["system"], params=dict(s["system_params"]))
-    outputs = zip(
-        seeds, smk.input.data, smk.output.model, smk.output.history, smk.output.run_json,
-        smk.params.checkpoint_dirs, strict=True,
-    )
-    for seed, data_path, model_path, history_path, run_path, ckpt in outputs:
-        data = read_npz(data_path)
-        model, result = train_seed(
-            name, model_kwargs, data, cfg, seed,
-            true_field=true_field, checkpoint_dir=ckpt, log=log, device=device,
-            label=f"fhn/{s['system']}/{s['condition']}/{name}/seed={seed}",
-            # the checkpoint is resumed only by a job with the same settings and code
-            identity=job_identity({"settings": s, "seed": seed}, smk.input.code),
-        )
+    label = f"fhn/{s['system']}/{s['condition']}/{name}"
+    ckpts = list(smk.params.checkpoint_dirs)
+    # a checkpoint is resumed only by a job with the same settings and code
+    identities = [job_identity({"settings": s, "seed": seed}, smk.input.code) for seed in seeds]
+    # batched: a seed's finished result is reused by a job of the same settings but more seeds
+    own = {k: v for k, v in s.items() if k != "seeds"}
+    seed_ids = [job_identity({"settings": own, "seed": seed}, smk.input.code) for seed in seeds]
+    cell_ckpt = Path(ckpts[0]).parent / "batched_seeds"
+    if s.get("batch_seeds", True):
+        runs = train_seeds(
+            name, model_kwargs, [read_npz(p) for p in smk.input.data], cfg, seeds,
+            true_field=true_field, checkpoint_dir=cell_ckpt, seed_checkpoint_dirs=ckpts,
+            identity=job_identity({"settings": s, "batched": True}, smk.input.code),
+            seed_identities=seed_ids, log=log, label=label, device=device,
+        )  # fmt: skip
+    else:
+        runs = []
+        for seed, data_path, ckpt, ident in zip(
+            seeds, smk.input.data, ckpts, identities, strict=True
+        ):
+            model, result = train_seed(
+                name, model_kwargs, read_npz(data_path), cfg, seed,
+                true_field=true_field, checkpoint_dir=ckpt, log=log, device=device,
+                label=f"{label}/seed={seed}", identity=ident,
+            )  # fmt: skip
+            runs.append(SeedRun(seed, model, result, batched=False))
+    outputs = zip(runs, smk.output.model, smk.output.history, smk.output.run_json, strict=True)
+    for run, model_path, history_path, run_path in outputs:
+        seed, model, result = run.seed, run.model, run.result
         save_sequence_model(model_path, name, model_kwargs, model)
         history = pd.DataFrame(result.history if result is not None else [])
         write_csv(history_path, history)
@@ -56,10 +76,17 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
             "diverged": result.diverged if result else False,
             "diverged_step": result.diverged_step if result else None,
             "resumed_from": result.resumed_from if result else None,
+            # batched: this seed's share of the cell's wall time (the cell's: batched_wall_seconds)
             "wall_seconds": result.wall_seconds if result else 0.0,
+            "batched": run.batched,
+            "batched_wall_seconds": extras.get("cell_wall_seconds"),
+            "reused": run.reused,  # kept from an earlier job with the same seed identity
             "device": device,
-            "final_val_loss": float(history["val_loss"].iloc[-1]) if "val_loss" in history else None,
+            "final_val_loss": float(history["val_loss"].iloc[-1])
+            if "val_loss" in history
+            else None,
         }
         log(f"seed {seed} done: {summary}")
         write_json(run_path, {**summary, "provenance": provenance({**s, "seed": seed})})
+    for ckpt in [*ckpts, cell_ckpt]:
         clear_checkpoint(ckpt)

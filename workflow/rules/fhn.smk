@@ -46,6 +46,7 @@ def _fhn_check_config():
             "objective",
             "horizon_ramp_epochs",
             "keep",
+            "batch_seeds",
         }
         unknown = sorted(set(over) - allowed)
         if unknown:
@@ -155,6 +156,7 @@ def fhn_train_settings(wildcards):
         "horizon_ramp_epochs": FHN_TRAIN["horizon_ramp_epochs"],
         "patience": FHN_TRAIN["patience"],
         "keep": FHN_TRAIN["keep"],
+        "batch_seeds": FHN_TRAIN.get("batch_seeds", True),
         **dict(FHN_TRAIN.get("overrides", {}).get(wildcards.model, {})),
     }
 

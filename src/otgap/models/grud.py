@@ -23,7 +23,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from otgap.models.sequence import SequenceModel, carry_forward, check_feedback, feeds_back
+from otgap.models.sequence import (
+    SequenceModel,
+    carry_forward,
+    check_feedback,
+    feeds_back,
+    rnn_cell,
+)
 
 
 class GRUD(SequenceModel):
@@ -70,7 +76,7 @@ class GRUD(SequenceModel):
             gamma_h = torch.exp(-torch.relu(self.decay_h(delta)))
             gap = (t[:, i] - t[:, j]).unsqueeze(-1)
             inp = torch.cat([x_hat, m, gap, self.drive(t[:, j])], dim=-1)
-            h = self.gru(inp, gamma_h * h)
+            h = rnn_cell(self.gru, inp, gamma_h * h)
             out.append(x_hat + self.head(h))
             x_last = carry_forward(seen, x_j, x_last)
             t_last = torch.where(seen, t[:, j], t_last)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from otgap.models.sequence import SequenceModel, carry_forward
+from otgap.models.sequence import SequenceModel, carry_forward, rnn_cell
 from otgap.models.tlstm import TIME_MODES, predict_at_observations
 
 
@@ -31,7 +31,7 @@ class StackedLSTM(nn.Module):
     def step(self, inp: torch.Tensor, state: tuple) -> tuple:
         new = []
         for k, cell in enumerate(self.cells):
-            h, c = cell(inp, (state[2 * k], state[2 * k + 1]))
+            h, c = rnn_cell(cell, inp, (state[2 * k], state[2 * k + 1]))
             new += [h, c]
             inp = h
         return tuple(new)

@@ -24,7 +24,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from otgap.models.sequence import SequenceModel, carry_forward, check_feedback, feeds_back
+from otgap.models.sequence import (
+    SequenceModel,
+    any_true,
+    carry_forward,
+    check_feedback,
+    feeds_back,
+    rnn_cell,
+)
 
 
 class ODERNN(SequenceModel):
@@ -86,15 +93,17 @@ class ODERNN(SequenceModel):
     def _predict(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         B, T, _ = y.shape
         x_last = y[:, 0]
-        h = self.gru(torch.cat([x_last, self.drive(t[:, 0])], -1), y.new_zeros(B, self.hidden))
+        x0 = torch.cat([x_last, self.drive(t[:, 0])], -1)
+        h = rnn_cell(self.gru, x0, y.new_zeros(B, self.hidden))
         out = [x_last]
         for i in range(1, T):
             h = self.evolve(h, t[:, i] - t[:, i - 1])
             pred = x_last + self.head(h)
             out.append(pred)
             use = obs[:, i] | feeds_back(self, self.feedback, i, obs[:, i])
-            if bool(use.any()):
+            if any_true(use):
                 x_in = carry_forward(obs[:, i], y[:, i], pred)
-                h = carry_forward(use, self.gru(torch.cat([x_in, self.drive(t[:, i])], -1), h), h)
+                h_in = rnn_cell(self.gru, torch.cat([x_in, self.drive(t[:, i])], -1), h)
+                h = carry_forward(use, h_in, h)
                 x_last = carry_forward(use, x_in, x_last)
         return torch.stack(out, dim=1)

@@ -135,13 +135,15 @@ class SequenceModel(nn.Module):
         obs: torch.Tensor,
         forecast_from: int | None = None,
     ) -> torch.Tensor:
-        check_inputs(t, y, obs, state_dim=self.state_dim, min_length=self.min_length)
+        batched = under_vmap(obs)  # seeds trained together: their data were checked before
+        if not batched:
+            check_inputs(t, y, obs, state_dim=self.state_dim, min_length=self.min_length)
         T = t.shape[1]
         if forecast_from is None:
             forecast_from = T
         if not 1 <= int(forecast_from) <= T:
             raise ValueError(f"forecast_from must lie in [1, {T}], got {forecast_from}")
-        if bool(obs[:, int(forecast_from) :].any()):
+        if not batched and bool(obs[:, int(forecast_from) :].any()):
             raise ValueError("points in the forecast region (columns >= forecast_from) are observed")
         self._forecast_from = int(forecast_from)
         dtype = self._dtype()
@@ -182,6 +184,41 @@ class SequenceModel(nn.Module):
 
     def _predict(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+def under_vmap(x: torch.Tensor) -> bool:
+    """Whether ``x`` is batched by ``torch.func.vmap`` (seeds trained together, see
+    ``otgap.train.batched``). Such a tensor has no Python truth value: the input checks are
+    skipped for it (the batched trainer checks every seed's data before training)."""
+    return bool(torch._C._functorch.is_batchedtensor(x))
+
+
+def any_true(mask: torch.Tensor) -> bool:
+    """``bool(mask.any())``, used only to skip work whose result the mask discards; inside vmap
+    (no truth value) it is True, and the masked work gives the same values."""
+    return under_vmap(mask) or bool(mask.any())
+
+
+def rnn_cell(cell: nn.Module, x: torch.Tensor, state):
+    """``cell(x, state)`` for an ``nn.LSTMCell`` (state ``(h, c)``) or ``nn.GRUCell`` (state
+    ``h``). Under vmap, where the fused kernels have no batching rule, the same equations are
+    written out with the cell's own weights (gate order i, f, g, o and r, z, n as in torch)."""
+    h = state[0] if isinstance(state, tuple) else state
+    if not (under_vmap(x) or under_vmap(h)):
+        return cell(x, state)
+    gi = x @ cell.weight_ih.T + cell.bias_ih
+    gh = h @ cell.weight_hh.T + cell.bias_hh
+    if isinstance(cell, nn.LSTMCell):
+        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    if isinstance(cell, nn.GRUCell):
+        ir, iz, in_ = gi.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+        n = torch.tanh(in_ + r * hn)
+        return (1.0 - z) * n + z * h
+    raise TypeError(f"rnn_cell: no batched form for {type(cell).__name__}")
 
 
 FEEDBACK_MODES = ("forecast", "none", "unobserved")

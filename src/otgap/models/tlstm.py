@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from otgap.models.sequence import SequenceModel, carry_forward
+from otgap.models.sequence import SequenceModel, any_true, carry_forward
 
 
 def elapsed_time_weight(dt: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,7 @@ def predict_at_observations(
                                          model.drive(t[:, i])], dim=-1))
         out.append(pred)
         use = obs[:, i] | (model.in_forecast(i) & torch.ones_like(obs[:, i]))
-        if not bool(use.any()):
+        if not any_true(use):
             continue
         x_new = carry_forward(obs[:, i], y[:, i], pred)
         new_state = cell.update(x_new, since, model.drive(t[:, i]), state)
