@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from otgap.data.fhn import vector_field
-from otgap.deps import job_identity
+from otgap.deps import code_digests, job_identity
 from otgap.io import read_npz, write_csv, write_json
 from otgap.jobs import job
 from otgap.train.batched import SeedRun, train_seeds
@@ -32,16 +32,26 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     label = f"fhn/{s['system']}/{s['condition']}/{name}"
     ckpts = list(smk.params.checkpoint_dirs)
     # a checkpoint is resumed only by a job with the same settings and code
-    identities = [job_identity({"settings": s, "seed": seed}, smk.input.code) for seed in seeds]
+    # ... and the same data: each seed's dataset by content (a regenerated dataset is another job)
+    data_digests = [code_digests([p])[p] for p in map(str, smk.input.data)]
+    identities = [
+        job_identity({"settings": s, "seed": seed, "data": digest}, smk.input.code)
+        for seed, digest in zip(seeds, data_digests, strict=True)
+    ]
     # batched: a seed's finished result is reused by a job of the same settings but more seeds
     own = {k: v for k, v in s.items() if k != "seeds"}
-    seed_ids = [job_identity({"settings": own, "seed": seed}, smk.input.code) for seed in seeds]
+    seed_ids = [
+        job_identity({"settings": own, "seed": seed, "data": digest}, smk.input.code)
+        for seed, digest in zip(seeds, data_digests, strict=True)
+    ]
     cell_ckpt = Path(ckpts[0]).parent / "batched_seeds"
     if s.get("batch_seeds", True):
         runs = train_seeds(
             name, model_kwargs, [read_npz(p) for p in smk.input.data], cfg, seeds,
             true_field=true_field, checkpoint_dir=cell_ckpt, seed_checkpoint_dirs=ckpts,
-            identity=job_identity({"settings": s, "batched": True}, smk.input.code),
+            identity=job_identity(
+                {"settings": s, "batched": True, "data": data_digests}, smk.input.code
+            ),
             seed_identities=seed_ids, log=log, label=label, device=device,
         )  # fmt: skip
     else:

@@ -292,3 +292,12 @@ def test_job_script_batched_and_looped_write_the_same_files(tmp_path, datas):
     reused = [json.loads((grown / f"seed={s}" / "run.json").read_text())["reused"] for s in SEEDS]
     assert reused == [True, True, False]
     assert "seeds [0, 1] reused" in (grown / "train.log").read_text()
+    # a regenerated dataset (same settings, other content) is another job for its seed
+    from otgap.io import write_npz
+
+    changed = {k: np.asarray(v).copy() for k, v in datas[0].items()}
+    changed["train_y"] = changed["train_y"] * 1.01
+    write_npz(tmp_path / "data" / "seed=0.npz", **changed)
+    again = _run_job(tmp_path, datas, [0, 1, 2], True, "batched=True")
+    reused = [json.loads((again / f"seed={s}" / "run.json").read_text())["reused"] for s in SEEDS]
+    assert reused == [False, True, True]
