@@ -311,6 +311,77 @@ def test_grud_prepare_and_imputation():
     torch.testing.assert_close(model(t1, y2, miss), pred)
 
 
+def test_grud_step_matches_a_hand_written_transcription_of_che_et_al():
+    """Each output of GRU-D against the equations of Che et al. (2018) written out here with
+    explicit gate formulas (no nn.GRUCell): input decay to the empirical mean over a gap, hidden
+    decay by the time since the last observation (which restarts at an observation), the mask
+    and the gap to the predicted time as GRU inputs, and y_hat = x_hat + W h."""
+    torch.manual_seed(3)
+    model = build_sequence_model("grud", hidden=3).double()
+    with torch.no_grad():  # decays that neither vanish nor saturate at these gaps
+        model.decay_x_weight.copy_(torch.tensor([0.8, 0.3], dtype=torch.float64))
+        model.decay_x_bias.copy_(torch.tensor([-0.1, 0.05], dtype=torch.float64))
+        model.decay_h.weight.uniform_(-0.5, 1.0)
+        model.decay_h.bias.uniform_(-0.2, 0.2)
+        model.x_mean.copy_(torch.tensor([0.25, -0.5], dtype=torch.float64))
+    # two unobserved context points in a row (delta accumulates), then a forecast region from
+    # point 5 in which the model consumes its own predictions as observations
+    t = torch.tensor([[10.0, 10.5, 11.2, 12.0, 12.3, 12.9, 13.4]], dtype=torch.float64)
+    y = torch.tensor(
+        [[[1.0, -1.0], [7.0, 7.0], [-7.0, 3.0], [0.4, 0.9], [-0.3, 0.2], [0.0, 0.0], [0.0, 0.0]]],
+        dtype=torch.float64,
+    )
+    obs = torch.tensor([[True, False, False, True, True, False, False]])
+    ff = 5
+    out = model(t, y, obs, forecast_from=ff)[0]
+
+    W_ih, W_hh = model.gru.weight_ih.detach(), model.gru.weight_hh.detach()
+    b_ih, b_hh = model.gru.bias_ih.detach(), model.gru.bias_hh.detach()
+    Wd, bd = model.decay_h.weight.detach(), model.decay_h.bias.detach()
+    wx, bx = model.decay_x_weight.detach(), model.decay_x_bias.detach()
+    Wo, bo = model.head.weight.detach(), model.head.bias.detach()
+    H = 3
+
+    def gru(x, h):  # r, z, n in PyTorch's row order of the stacked weights
+        gi, gh = W_ih @ x + b_ih, W_hh @ h + b_hh
+        r = 1 / (1 + torch.exp(-(gi[:H] + gh[:H])))
+        z = 1 / (1 + torch.exp(-(gi[H : 2 * H] + gh[H : 2 * H])))
+        n = torch.tanh(gi[2 * H :] + r * gh[2 * H :])
+        return (1 - z) * n + z * h
+
+    mean = torch.tensor([0.25, -0.5], dtype=torch.float64)
+    h = torch.zeros(H, dtype=torch.float64)
+    x_last, t_last = y[0, 0], 10.0
+    expected = [y[0, 0]]
+    for j in range(6):  # step j consumes time point j and predicts point j + 1
+        delta = t[0, j].item() - t_last  # time since the last observation before point j
+        seen = bool(obs[0, j]) or j >= ff
+        if seen:
+            x_hat, m = (y[0, j] if obs[0, j] else expected[j]), 1.0
+        else:
+            g = torch.exp(-torch.clamp(wx * delta + bx, min=0.0))
+            x_hat, m = g * x_last + (1 - g) * mean, 0.0
+        gamma_h = torch.exp(-torch.clamp(Wd @ torch.full((2,), delta, dtype=torch.float64) + bd,
+                                         min=0.0))
+        gap = (t[0, j + 1] - t[0, j]).item()
+        inp = torch.cat([x_hat, torch.tensor([m, m, gap], dtype=torch.float64)])
+        h = gru(inp, gamma_h * h)
+        expected.append(x_hat + Wo @ h + bo)
+        if seen:
+            x_last, t_last = x_hat, t[0, j].item()
+    torch.testing.assert_close(out, torch.stack(expected), rtol=1e-12, atol=1e-12)
+    # With the head zeroed the prediction is x_hat itself: at the unobserved point 1 (0.5 after
+    # the observation (1, -1) at 10.0) gamma_x = (exp(-(0.8 * 0.5 - 0.1)), exp(-(0.3 * 0.5 + 0.05)))
+    # = (exp(-0.3), exp(-0.2)), pulling x_last towards the mean (0.25, -0.5).
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    x_hat = model(t, y, obs, forecast_from=ff)[0, 2]
+    e3, e2 = math.exp(-0.3), math.exp(-0.2)
+    hand = [e3 * 1.0 + (1 - e3) * 0.25, e2 * -1.0 + (1 - e2) * -0.5]
+    torch.testing.assert_close(x_hat, torch.tensor(hand, dtype=torch.float64), rtol=0, atol=1e-14)
+
+
 def test_odernn_autoregressive_variant_is_causal_and_feeds_back():
     t, y, obs = batch(T=9, p_obs=0.6)
     torch.manual_seed(0)

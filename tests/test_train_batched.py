@@ -88,6 +88,7 @@ def test_batched_seeds_equal_one_seed_runs(name, datas):
     runs = train_seeds(name, kwargs, datas, cfg, SEEDS, true_field=TRUE_FIELD, log=lambda m: None)
     reference = _one_by_one(name, datas, cfg, kwargs)
     assert [r.seed for r in runs] == SEEDS
+    assert all(r.batched for r in runs), "the model fell back to the loop: nothing was batched"
     for run, ref in zip(runs, reference, strict=True):
         _assert_same(run, ref)
     lrs = {r["lr"] for run in runs for r in run.result.history}

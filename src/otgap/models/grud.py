@@ -25,6 +25,7 @@ from torch import nn
 
 from otgap.models.sequence import (
     SequenceModel,
+    any_true,
     carry_forward,
     check_feedback,
     feeds_back,
@@ -60,24 +61,38 @@ class GRUD(SequenceModel):
 
     def _predict(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         B, T, D = y.shape
+        n = T - 1  # step j = 0 .. T-2 consumes time point j and predicts point j + 1
+        # Which consumed points count as seen: observations, plus the model's own predictions
+        # where it feeds them back (the forecast region, or every unobserved point).
+        fed = [torch.zeros_like(obs[:, 0])]  # point 0 is always an observation
+        fed += [feeds_back(self, self.feedback, j, obs[:, j]) for j in range(1, n)]
+        fed = torch.stack(fed, dim=1)
+        seen = obs[:, :n] | fed
+        # Everything but the fed-back predictions is known before the loop, so the decays and the
+        # imputed inputs are computed for all steps at once: the last seen point before j (point 0
+        # for j = 0, where delta = 0), its time and, where it is an observation, its value. An
+        # unseen point never follows a fed-back one (those lie in the forecast region, where every
+        # point is seen), so the value imputed at an unseen point is always an observation's.
+        idx = torch.arange(n, device=y.device).expand(B, n)
+        last_incl = torch.cummax(torch.where(seen, idx, torch.zeros_like(idx)), dim=1).values
+        last = torch.cat([torch.zeros_like(last_incl[:, :1]), last_incl[:, :-1]], dim=1)
+        delta = (t[:, :n] - torch.gather(t, 1, last)).unsqueeze(-1).expand(B, n, D)
+        x_last = torch.gather(y, 1, last.unsqueeze(-1).expand(B, n, D))
+        gamma_x = torch.exp(-torch.relu(self.decay_x_weight * delta + self.decay_x_bias))
+        imputed = gamma_x * x_last + (1.0 - gamma_x) * self.x_mean
+        x_given = torch.where(obs[:, :n].unsqueeze(-1), y[:, :n], imputed)
+        gamma_h = torch.exp(-torch.relu(self.decay_h(delta)))
+        m = seen.unsqueeze(-1).to(y.dtype).expand(B, n, D)
+        gap = (t[:, 1:] - t[:, :n]).unsqueeze(-1)
+        drive = self.drive(t[:, :n].transpose(0, 1)).transpose(0, 1)  # (B, n, 2 or 0)
+        rest = torch.cat([m, gap, drive], dim=-1)
+        any_fed = any_true(fed)  # True under vmap
         h = y.new_zeros(B, self.hidden)
-        x_last = y[:, 0]
-        t_last = t[:, 0]
         out = [y[:, 0]]
-        for i in range(1, T):
-            j = i - 1
-            seen = obs[:, j] | (feeds_back(self, self.feedback, j, obs[:, j]) if j else obs[:, j])
-            x_j = carry_forward(obs[:, j], y[:, j], out[j])  # observation or own prediction
-            m = seen.unsqueeze(-1).to(y.dtype).expand(B, D)
-            delta = (t[:, j] - t_last).unsqueeze(-1).expand(B, D)
-            gamma_x = torch.exp(-torch.relu(self.decay_x_weight * delta + self.decay_x_bias))
-            imputed = gamma_x * x_last + (1.0 - gamma_x) * self.x_mean
-            x_hat = carry_forward(seen, x_j, imputed)
-            gamma_h = torch.exp(-torch.relu(self.decay_h(delta)))
-            gap = (t[:, i] - t[:, j]).unsqueeze(-1)
-            inp = torch.cat([x_hat, m, gap, self.drive(t[:, j])], dim=-1)
-            h = rnn_cell(self.gru, inp, gamma_h * h)
+        for j in range(n):
+            x_hat = x_given[:, j]
+            if any_fed:  # the model's own prediction, consumed as if observed
+                x_hat = carry_forward(fed[:, j], out[j], x_hat)
+            h = rnn_cell(self.gru, torch.cat([x_hat, rest[:, j]], dim=-1), gamma_h[:, j] * h)
             out.append(x_hat + self.head(h))
-            x_last = carry_forward(seen, x_j, x_last)
-            t_last = torch.where(seen, t[:, j], t_last)
         return torch.stack(out, dim=1)
