@@ -214,3 +214,42 @@ def test_last_epoch_weights_and_one_step_objective_stay_reachable(data):
     with pytest.raises(ValueError, match="n_context"):
         fit_sequence_model(build_sequence_model("tlstm", hidden=4), split_tensors(data, "train"),
                            FitConfig(epochs=1, batch_size=8, lr=1e-3), seed=0)
+
+
+def _fit_one_cell(data, cfg, batched):
+    from otgap.train.batched import train_seeds
+
+    if batched:
+        (run,) = train_seeds("lstm_dt", {"hidden": 8}, [data], cfg, [0], log=lambda m: None)
+        return run.result
+    torch.manual_seed(0)
+    model = build_sequence_model("lstm_dt", hidden=8)
+    return fit_sequence_model(
+        model, split_tensors(data, "train"), cfg, seed=0, val=split_tensors(data, "val"),
+        n_context=int(data["n_context"]),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_patience_counts_only_after_the_curriculum_ramp(data, batched):
+    """With lr 1e-12 (updates below float32 resolution) the validation loss never improves after
+    epoch 0. Early stopping with patience 2 must still train through the 10-epoch horizon ramp
+    and stop at epoch 10 + 2, not at epoch 2."""
+    cfg = FitConfig(epochs=50, batch_size=48, lr=1e-12, patience=2, horizon_ramp_epochs=10)
+    res = _fit_one_cell(data, cfg, batched)
+    assert res.extras["best_epoch"] == 0
+    assert res.extras["stopped_epoch"] == 12
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_lr_plateau_waits_for_the_end_of_the_ramp(data, batched):
+    """ReduceLROnPlateau with patience 0 halves the rate at any evaluation that is not a new
+    best; during the ramp (the objective still grows) it must not act, after it it does."""
+    cfg = FitConfig(
+        epochs=40, batch_size=48, lr=0.05, horizon_ramp_epochs=10, plateau_patience=0,
+        plateau_factor=0.5,
+    )  # fmt: skip
+    res = _fit_one_cell(data, cfg, batched)
+    lrs = {int(r["epoch"]): r["lr"] for r in res.history if "val_loss" in r}
+    assert {lrs[e] for e in range(11)} == {0.05}
+    assert min(lrs.values()) < 0.05, "the plateau never acted after the ramp: coverage lost"

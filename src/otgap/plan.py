@@ -413,13 +413,21 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, length: int) -
         else:
             e["epochs"] = length
         optimizers.append(e)
+    # one condition: the focus condition where the config has it (the analysis needs it)
+    focus = fhn.get("analysis", {}).get("focus_condition")
+    cond = next((c for c in fhn["conditions"] if c["name"] == focus), fhn["conditions"][0])
     overlay = {
         "run": "calibration",
         "results_root": str(scratch / "results"),
         "logs_root": str(scratch / "logs"),
         "data": {"root": str(scratch / "data")},
         "fhn": {
-            "conditions": [fhn["conditions"][0]],
+            "conditions": [cond],
+            "system_conditions": {system: [cond["name"]] for system in fhn["systems"]},
+            "analysis": {
+                "focus_condition": cond["name"],
+                "regular_condition": cond["name"],
+            },
             "train": {"epochs": 2 * length},
         },
         "eos": {
@@ -534,7 +542,9 @@ def calibrate(
             "--rerun-triggers",
             "mtime",
             "--quiet",
-            "all",
+            # the two training stages the plan extrapolates; systems and paper jobs are short
+            "fhn_all",
+            "eos_all",
         ]
         log(f"calibration: length {length}: {' '.join(cmd)}")
         listing = dry_run([*configfiles, str(over_path)], repo=repo)

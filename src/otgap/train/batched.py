@@ -76,7 +76,14 @@ from otgap.train.loop import (
     normalise_identity,
     save_checkpoint,
 )
-from otgap.train.sequence import FitConfig, curriculum_horizon, split_tensors, train_seed
+from otgap.train.sequence import (
+    FitConfig,
+    curriculum_horizon,
+    patience_exhausted,
+    ramp_epochs,
+    split_tensors,
+    train_seed,
+)
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as fit_sequence_model uses them
 ADAM_EPS = 1e-8
@@ -549,6 +556,7 @@ class _BatchedCell:
 
     def _evaluate(self, step: int, which: list[int], histories) -> None:
         st = self.state
+        ramp = ramp_epochs(self.cfg, self.kind)
         with torch.no_grad():
             vloss = self._losses(self.params, *self.val_inputs, self._horizon(None), which)
         for s in which:
@@ -559,7 +567,7 @@ class _BatchedCell:
                 else float(st["lr"][s])
             )
             record = {"step": step, "epoch": step / self.per_epoch, "lr": lr, "val_loss": v}
-            if self.schedulers and step > 0 and math.isfinite(v):
+            if self.schedulers and step > 0 and math.isfinite(v) and step // self.per_epoch >= ramp:
                 opt, sched = self.schedulers[s]
                 sched.step(v)
                 st["lr"][s] = float(opt.param_groups[0]["lr"])
@@ -629,8 +637,11 @@ class _BatchedCell:
                     self._evaluate(step, running, histories)
                     for s in running:
                         st["steps_done"][s] = step
-                        stop = cfg.patience is not None and not is_last
-                        if stop and step // per_epoch - int(st["best_epoch"][s]) >= cfg.patience:
+                        ramp = ramp_epochs(cfg, self.kind)
+                        best = int(st["best_epoch"][s])
+                        if not is_last and patience_exhausted(
+                            step // per_epoch, best, cfg.patience, ramp
+                        ):
                             log(
                                 f"[{label}/seed={self.seeds[s]}] stopped early at step {step}/{total}"
                             )

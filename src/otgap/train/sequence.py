@@ -90,6 +90,19 @@ def curriculum_horizon(epoch: int, horizon: int, ramp_epochs: int) -> int:
     return max(1, min(horizon, 1 + (epoch * (horizon - 1)) // ramp_epochs))
 
 
+def ramp_epochs(cfg: FitConfig, kind: str) -> int:
+    """Epochs during which the training objective still changes: the multi-step curriculum's
+    ramp (0 for other objectives). The LR plateau and early stopping's patience count only after
+    it, so a loss still rising with the horizon neither halves the rate nor ends training."""
+    return int(cfg.horizon_ramp_epochs) if kind == "multi_step" else 0
+
+
+def patience_exhausted(epoch: int, best_epoch: int, patience: int | None, ramp: int) -> bool:
+    """Early stopping: ``patience`` epochs without a better validation loss, counted from the
+    best epoch or the end of the ramp, whichever is later."""
+    return patience is not None and epoch - max(int(best_epoch), int(ramp)) >= int(patience)
+
+
 def split_tensors(data: dict[str, np.ndarray], split: str) -> Split:
     """``(t, y, obs)`` of ``split`` as tensors (t float64, y float32, obs bool)."""
     keys = [f"{split}_t", f"{split}_y", f"{split}_obs"]
@@ -210,6 +223,9 @@ def fit_sequence_model(
     else:
         raise ValueError(f"unknown fit_target '{model.fit_target}' of {type(model).__name__}")
 
+    multi = model.fit_target == "one_step" and cfg.objective != "one_step"
+    kind = "multi_step" if multi else model.fit_target
+    ramp = ramp_epochs(cfg, kind)
     n = t.shape[0]
     per_epoch = math.ceil(n / cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -242,7 +258,7 @@ def fit_sequence_model(
             with torch.no_grad():
                 vloss = float(loss_fn(*val))
             record["val_loss"] = vloss
-            if sched is not None and step > 0 and math.isfinite(vloss):
+            if sched is not None and step > 0 and math.isfinite(vloss) and step // per_epoch >= ramp:
                 sched.step(vloss)
             if vloss < extras["best_val_loss"]:
                 extras["best_val_loss"] = vloss
@@ -251,9 +267,9 @@ def fit_sequence_model(
         return record
 
     def should_stop(step: int) -> bool:
-        if cfg.patience is None or val is None:
+        if val is None:
             return False
-        return step // per_epoch - extras["best_epoch"] >= cfg.patience
+        return patience_exhausted(step // per_epoch, extras["best_epoch"], cfg.patience, ramp)
 
     stateful = {"model": model, "optimizer": opt}
     if sched is not None:
