@@ -532,6 +532,10 @@ def calibrate(
                 shutil.rmtree(d)
         cmd = [
             *snakemake_cmd(repo),
+            # the two training stages the plan extrapolates (systems and paper jobs are short);
+            # targets first: a target after --configfile or --quiet would be read as their value
+            "fhn_all",
+            "eos_all",
             "--profile",
             "profiles/default",
             "--cores",
@@ -542,9 +546,7 @@ def calibrate(
             "--rerun-triggers",
             "mtime",
             "--quiet",
-            # the two training stages the plan extrapolates; systems and paper jobs are short
-            "fhn_all",
-            "eos_all",
+            "all",
         ]
         log(f"calibration: length {length}: {' '.join(cmd)}")
         listing = dry_run([*configfiles, str(over_path)], repo=repo)
