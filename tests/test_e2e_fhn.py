@@ -118,7 +118,8 @@ def test_phase_aware_oracle_on_the_forced_system(frame):
 @pytest.mark.xfail(
     strict=False,
     reason="not reached at quick scale (measured 2026-12-01: learned Neural ODE interpolation RMSE "
-    "0.064/0.070/0.113 over seeds at n_sub 1, 0.062/0.073/0.101 at n_sub 2; lr 0.005 with n_sub 2 "
+    "0.062/0.072/0.107 over seeds at n_sub 1 after the ramp-aware stopping rule, 0.064/0.070/0.113 "
+    "before it; 0.062/0.073/0.101 at n_sub 2; lr 0.005 with n_sub 2 "
     "gives 0.064 (seed 0) and 0.075 (seed 2) at the 300-epoch bound); kept as the target for the "
     "paper-scale run",
 )
