@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from otgap.tables.latex import booktabs_table, tex_escape
@@ -100,8 +101,6 @@ def a1_reference_table(frame: pd.DataFrame, model_order: list[str] | None = None
 
 
 def _mean_std_sci(values: pd.Series) -> str:
-    import numpy as np
-
     v = np.asarray(values, dtype=float)
     if not np.all(np.isfinite(v)):
         return f"non-finite ({int(np.sum(~np.isfinite(v)))} of {len(v)})"
@@ -112,8 +111,6 @@ def _mean_std_sci(values: pd.Series) -> str:
 
 
 def _mean_std_fixed(values: pd.Series) -> str:
-    import numpy as np
-
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if v.size == 0:
