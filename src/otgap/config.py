@@ -173,6 +173,20 @@ def stage_resources(config: Mapping, stage: str) -> dict[str, int]:
     return base
 
 
+def fhn_system_train(train: Mapping, system: str) -> dict[str, dict[str, dict]]:
+    """The per-model ``model_kwargs`` and ``overrides`` of ``fhn.train`` for the cells of
+    ``system``: the system's ``system_overrides`` entry merged over the global ones, key by key
+    within each model (a system without an entry gets the global ones unchanged)."""
+    own = dict(train.get("system_overrides", {}).get(system) or {})
+    out = {}
+    for part in ("model_kwargs", "overrides"):
+        merged = {name: dict(kw) for name, kw in dict(train.get(part, {})).items()}
+        for name, kw in dict(own.get(part, {})).items():
+            merged[name] = {**merged.get(name, {}), **dict(kw)}
+        out[part] = merged
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m otgap.config FILE...``: check config files as the workflow would, naming the
     file and line of a YAML error (Snakemake's own reader of ``--configfile`` does not)."""

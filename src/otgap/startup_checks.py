@@ -41,7 +41,9 @@ def _check_parameters(model: torch.nn.Module) -> None:
 
 def check_sequence_models(fhn: Mapping[str, Any]) -> list[str]:
     """Build each of ``fhn.models`` with ``fhn.train.hidden`` and its ``fhn.train.model_kwargs``
-    and run it on a two-sample, six-point dummy batch."""
+    (and again with each system's ``system_overrides`` keywords where it has its own) and run it on
+    a two-sample, six-point dummy batch."""
+    from otgap.config import fhn_system_train
     from otgap.models.sequence import SEQUENCE_MODELS
 
     train = fhn.get("train", {})
@@ -50,27 +52,30 @@ def check_sequence_models(fhn: Mapping[str, Any]) -> list[str]:
     t = torch.cumsum(0.1 + torch.rand(2, 6, generator=gen, dtype=torch.float64), dim=1)
     y = torch.randn(2, 6, 2, generator=gen)
     obs = torch.ones(2, 6, dtype=torch.bool)
-    for name in fhn.get("models", []):
-        kwargs = {
-            "hidden": train.get("hidden"),
-            **dict(train.get("model_kwargs", {}).get(name, {})),
-        }
-        where = (
-            f"fhn.train.model_kwargs.{name}"
-            if name in train.get("model_kwargs", {})
-            else "fhn.train.hidden"
-        )
-        try:
-            model = SEQUENCE_MODELS[name](**kwargs)
-            _check_parameters(model)
-            model.prepare(t, y, obs)
-            with torch.no_grad():
-                _check_outputs(model(t, y, obs), (2, 6, 2), f"model '{name}'")
-        except Exception as exc:
-            problems.append(
-                f"  {where}: model '{name}' (fhn.models) cannot be built/run with {kwargs}: "
-                f"{_first_line(exc)}"
-            )
+    variants = [("fhn.train.model_kwargs", train.get("model_kwargs", {}), {})]
+    for system, own in dict(train.get("system_overrides", {})).items():
+        own_kwargs = dict((own or {}).get("model_kwargs", {}))
+        if own_kwargs:
+            where = f"fhn.train.system_overrides.{system}.model_kwargs"
+            merged = fhn_system_train(train, system)["model_kwargs"]
+            variants.append((where, merged, own_kwargs))
+    for prefix, all_kwargs, only in variants:
+        for name in fhn.get("models", []):
+            if only and name not in only:
+                continue
+            kwargs = {"hidden": train.get("hidden"), **dict(all_kwargs.get(name, {}))}
+            where = f"{prefix}.{name}" if name in all_kwargs else "fhn.train.hidden"
+            try:
+                model = SEQUENCE_MODELS[name](**kwargs)
+                _check_parameters(model)
+                model.prepare(t, y, obs)
+                with torch.no_grad():
+                    _check_outputs(model(t, y, obs), (2, 6, 2), f"model '{name}'")
+            except Exception as exc:
+                problems.append(
+                    f"  {where}: model '{name}' (fhn.models) cannot be built/run with {kwargs}: "
+                    f"{_first_line(exc)}"
+                )
     return problems
 
 

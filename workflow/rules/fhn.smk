@@ -8,6 +8,8 @@
 #          metrics.json,curves.npz,eval.json}, {R}/aggregate/fhn/, {R}/figures/fhn/, {R}/tables/fhn/
 import inspect
 
+from otgap.config import fhn_system_train
+from otgap.data.fhn import SYSTEMS as FHN_SYSTEMS
 from otgap.data.fhn import system_params
 from otgap.models.sequence import SEQUENCE_MODELS
 
@@ -16,53 +18,90 @@ FHN_ANALYSIS = FHN["analysis"]
 FHN_TAIL = "system={system}/condition={condition}/model={model}/seed={seed}"
 
 
-def _fhn_check_config():
-    """Names and model keywords that the jobs would reject, checked before any job runs."""
-    for name, kwargs in FHN_TRAIN["model_kwargs"].items():
+FHN_TRAIN_KEYS = {
+    "epochs",
+    "batch_size",
+    "lr",
+    "patience",
+    "eval_every",
+    "plateau_patience",
+    "plateau_factor",
+    "grad_clip",
+    "objective",
+    "horizon_ramp_epochs",
+    "keep",
+    "batch_seeds",
+}
+
+
+def _fhn_check_model_kwargs(where, model_kwargs):
+    for name, kwargs in model_kwargs.items():
         if name not in SEQUENCE_MODELS:
             raise WorkflowError(
-                f"fhn.train.model_kwargs: unknown model '{name}'; known: {sorted(SEQUENCE_MODELS)}"
+                f"{where}: unknown model '{name}'; known: {sorted(SEQUENCE_MODELS)}"
             )
         accepted = set(inspect.signature(SEQUENCE_MODELS[name]).parameters) - {"hidden"}
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
             raise WorkflowError(
-                f"fhn.train.model_kwargs.{name}: unknown key(s) {unknown}; known: {sorted(accepted)}"
+                f"{where}.{name}: unknown key(s) {unknown}; known: {sorted(accepted)}"
             )
+
+
+def _fhn_check_overrides(where, overrides):
+    for name, over in overrides.items():
+        if name not in SEQUENCE_MODELS:
+            raise WorkflowError(
+                f"{where}: unknown model '{name}'; known: {sorted(SEQUENCE_MODELS)}"
+            )
+        unknown = sorted(set(over) - FHN_TRAIN_KEYS)
+        if unknown:
+            raise WorkflowError(
+                f"{where}.{name}: unknown key(s) {unknown}; known: {sorted(FHN_TRAIN_KEYS)}"
+            )
+
+
+def _fhn_check_config():
+    """Names and model keywords that the jobs would reject, checked before any job runs."""
+    _fhn_check_model_kwargs("fhn.train.model_kwargs", FHN_TRAIN["model_kwargs"])
     if FHN_ANALYSIS["reference"] not in FHN["models"]:
         raise WorkflowError(
             f"fhn.analysis.reference: '{FHN_ANALYSIS['reference']}' is not in fhn.models {FHN['models']}"
         )
-    for name, over in FHN_TRAIN.get("overrides", {}).items():
-        allowed = {
-            "epochs",
-            "batch_size",
-            "lr",
-            "patience",
-            "eval_every",
-            "plateau_patience",
-            "plateau_factor",
-            "grad_clip",
-            "objective",
-            "horizon_ramp_epochs",
-            "keep",
-            "batch_seeds",
-        }
-        unknown = sorted(set(over) - allowed)
+    _fhn_check_overrides("fhn.train.overrides", FHN_TRAIN.get("overrides", {}))
+    per_system = FHN_TRAIN.get("system_overrides", {})
+    for system, own in per_system.items():
+        where = f"fhn.train.system_overrides.{system}"
+        # the schema names the systems too; kept for a config that bypassed it
+        if system not in FHN_SYSTEMS:
+            raise WorkflowError(
+                f"{where}: unknown system; known: {sorted(FHN_SYSTEMS)}"
+            )
+        unknown = sorted(set(own or {}) - {"model_kwargs", "overrides"})
         if unknown:
             raise WorkflowError(
-                f"fhn.train.overrides.{name}: unknown key(s) {unknown}; known: {sorted(allowed)}"
+                f"{where}: unknown key(s) {unknown}; known: ['model_kwargs', 'overrides']"
             )
-    kw = FHN_TRAIN["model_kwargs"]
-    for key in ("n_sub", "max_step", "solver"):
-        if kw.get("neural_ode", {}).get(key) != kw.get("neural_ode_oracle", {}).get(
-            key
-        ):
-            raise WorkflowError(
-                f"fhn.train.model_kwargs: neural_ode and neural_ode_oracle must integrate alike; "
-                f"{key} differs ({kw.get('neural_ode', {}).get(key)} vs "
-                f"{kw.get('neural_ode_oracle', {}).get(key)})"
-            )
+        _fhn_check_model_kwargs(
+            f"{where}.model_kwargs", (own or {}).get("model_kwargs", {})
+        )
+        _fhn_check_overrides(f"{where}.overrides", (own or {}).get("overrides", {}))
+    # the oracle integrates exactly as the learned Neural ODE, on every system
+    for system in sorted(set(FHN["systems"]) | set(per_system)):
+        kw = fhn_system_train(FHN_TRAIN, system)["model_kwargs"]
+        where = (
+            f"fhn.train.model_kwargs (with fhn.train.system_overrides.{system})"
+            if system in per_system
+            else "fhn.train.model_kwargs"
+        )
+        for key in ("n_sub", "max_step", "solver"):
+            ode = kw.get("neural_ode", {}).get(key)
+            oracle = kw.get("neural_ode_oracle", {}).get(key)
+            if ode != oracle:
+                raise WorkflowError(
+                    f"{where}: neural_ode and neural_ode_oracle must integrate alike on system "
+                    f"'{system}'; {key} differs ({ode} vs {oracle})"
+                )
     if FHN_ANALYSIS["focus_condition"] not in FHN_CONDITIONS:
         raise WorkflowError(
             f"fhn.analysis.focus_condition: '{FHN_ANALYSIS['focus_condition']}' is not one of "
@@ -112,9 +151,11 @@ def fhn_seed_datasets(wildcards):
 
 
 def fhn_model_kwargs(wildcards):
-    """Constructor keywords: the config's, plus the drive frequency on a forced system (phase-aware
-    models) for every model that accepts it."""
-    kwargs = dict(FHN_TRAIN["model_kwargs"].get(wildcards.model, {}))
+    """Constructor keywords: the config's (with the system's own, fhn.train.system_overrides),
+    plus the drive frequency on a forced system (phase-aware models) for every model that
+    accepts it."""
+    own = fhn_system_train(FHN_TRAIN, wildcards.system)["model_kwargs"]
+    kwargs = dict(own.get(wildcards.model, {}))
     params = system_params(wildcards.system, fhn_system_params(wildcards))
     accepted = inspect.signature(SEQUENCE_MODELS[wildcards.model]).parameters
     if FHN_TRAIN["phase_aware"] and params["amp"] != 0.0 and "drive_omega" in accepted:
@@ -134,7 +175,9 @@ def fhn_train_code(wildcards):
 
 
 def fhn_train_settings(wildcards):
-    """Everything the training job depends on (its params, hence its rerun trigger)."""
+    """Everything the training job depends on (its params, hence its rerun trigger); the
+    system's fhn.train.system_overrides enter here and in fhn_model_kwargs."""
+    overrides = fhn_system_train(FHN_TRAIN, wildcards.system)["overrides"]
     return {
         "system": wildcards.system,
         "condition": wildcards.condition,
@@ -157,7 +200,7 @@ def fhn_train_settings(wildcards):
         "patience": FHN_TRAIN["patience"],
         "keep": FHN_TRAIN["keep"],
         "batch_seeds": FHN_TRAIN.get("batch_seeds", True),
-        **dict(FHN_TRAIN.get("overrides", {}).get(wildcards.model, {})),
+        **overrides.get(wildcards.model, {}),
     }
 
 
