@@ -26,6 +26,7 @@ from functools import partial
 import torch
 import yaml
 
+from otgap.config import fhn_system_train
 from otgap.data.fhn import attractor_std, system_params, vector_field
 from otgap.data.fhn_dataset import Condition, DatasetSpec, build_dataset
 from otgap.train.batched import train_seeds
@@ -95,11 +96,9 @@ def main() -> None:
     print(f"{'model':18s} {'batched':>8s} {'steps/s batched':>16s} {'steps/s loop':>13s} "
           f"{'ratio':>6s}")  # fmt: skip
     for name in models:
-        settings = {**train, **dict(train.get("overrides", {}).get(name, {}))}
-        kwargs = {
-            "hidden": int(train["hidden"]),
-            **dict(train.get("model_kwargs", {}).get(name, {})),
-        }
+        own = fhn_system_train(train, args.system)  # the system's own settings merged in
+        settings = {**train, **own["overrides"].get(name, {})}
+        kwargs = {"hidden": int(train["hidden"]), **own["model_kwargs"].get(name, {})}
         if params["amp"] != 0.0:
             kwargs["drive_omega"] = params["omega"]
         if not args.early_stopping:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 
+from otgap.config import fhn_system_train
 from otgap.data.fhn import attractor_std, system_params, vector_field
 from otgap.data.fhn_dataset import Condition, DatasetSpec, build_dataset
 from otgap.train.sequence import fit_config, train_seed
@@ -68,8 +69,9 @@ def main() -> None:
     print(f"{args.config}: {args.system}/{args.condition} seed {args.seed}")
     print(f"{'model':18s} {'stop':>5s} {'best@stop':>10s} {'best@2x':>10s} {'improve':>8s} {'s':>6s}")
     for name in models:
-        settings = {**train, **dict(train.get("overrides", {}).get(name, {}))}
-        kwargs = {"hidden": int(train["hidden"]), **dict(train.get("model_kwargs", {}).get(name, {}))}
+        own = fhn_system_train(train, args.system)  # the system's own settings merged in
+        settings = {**train, **own["overrides"].get(name, {})}
+        kwargs = {"hidden": int(train["hidden"]), **own["model_kwargs"].get(name, {})}
         if params["amp"] != 0.0 and name != "last_observation":
             kwargs["drive_omega"] = params["omega"]
         base = fit_config(settings)

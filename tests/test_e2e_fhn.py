@@ -99,30 +99,15 @@ def test_every_rollout_stays_bounded(frame):
     assert (worst < 3.0).all(), f"rollouts leaving the state space:\n{worst}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="not reachable at the quick config's 1 RK4 substep per gap: the exact field integrated "
-    "that way has interpolation RMSE 0.0067/0.0034/0.0170 on the quick fhn_forced datasets (seeds "
-    "0-2; the trained oracle 0.0095/0.0057/0.0128). n_sub 2 meets it (trained oracle 0.0065/0.0054/"
-    "0.0072, measured 2026-12-01), but the learned Neural ODE, which must use the same substeps, "
-    "then no longer converges within 300 epochs (fhn/jitter seed 0: 81% better at 600)",
-)
 def test_phase_aware_oracle_on_the_forced_system(frame):
     """With the drive's phase as input, the oracle (true field regressed) interpolates the forced
-    system almost exactly."""
+    system almost exactly (at 2 RK4 substeps per gap: fhn.train.system_overrides.fhn_forced in the
+    quick config; the exact field integrated with 1 gives up to 0.017)."""
     forced = frame[frame["system"] == "fhn_forced"]
     oracle = forced[forced["model"] == "neural_ode_oracle"]["rmse_interp"]
     assert len(oracle) and oracle.max() < 0.01, oracle.to_numpy()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="not reached at quick scale (measured 2026-12-01: learned Neural ODE interpolation RMSE "
-    "0.062/0.072/0.107 over seeds at n_sub 1 after the ramp-aware stopping rule, 0.064/0.070/0.113 "
-    "before it; 0.062/0.073/0.101 at n_sub 2; lr 0.005 with n_sub 2 "
-    "gives 0.064 (seed 0) and 0.075 (seed 2) at the 300-epoch bound); kept as the target for the "
-    "paper-scale run",
-)
 def test_phase_aware_neural_ode_on_the_forced_system(frame):
     """The learned phase-aware Neural ODE beats the ~0.066 floor of an autonomous field."""
     forced = frame[frame["system"] == "fhn_forced"]
