@@ -7,7 +7,7 @@ by every solver; the error is against a float64 RK4 reference with 64 substeps p
 one forward+backward of the mean squared prediction in float32, best of ``--repeats``; errors are
 those of float64 copies (the solver's error, not float32 rounding). "Matched accuracy":
 dopri5's tolerances are tightened on a 1-10 grid until its error is at most that of RK4 with the
-configured ``n_sub`` (default 4, the paper config), and the ratio is reported at that setting.
+configured ``n_sub`` (default 2, the paper config), and the ratio is reported at that setting.
 
     .venv/bin/python benchmarks/fhn_solver.py [--batch 256] [--length 60] [--hidden 128]
 """
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--length", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--n-sub", type=int, default=4)
+    ap.add_argument("--n-sub", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)

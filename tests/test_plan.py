@@ -72,6 +72,92 @@ def test_fit_recovers_intercept_and_slope_of_exact_line():
     assert fit["max_rss"] == 100.0
 
 
+def test_fit_with_one_size_keeps_the_startup_as_intercept():
+    """A job measured at one size only: start-up fixed, the rest grows with the work units."""
+    fit = P._fit([(12.0, P.Estimate(10.0, None, None, "x"))], startup=4.0)
+    assert fit["intercept"] == 4.0
+    assert fit["slope"] == pytest.approx(6.0 / 12.0)
+    # a job faster than the start-up assumed: no negative slope
+    fit = P._fit([(12.0, P.Estimate(3.0, None, None, "x"))], startup=4.0)
+    assert fit["intercept"] == 3.0 and fit["slope"] == 0.0
+
+
+def test_work_units_follow_the_settings_that_scale_each_job():
+    config = {
+        "fhn": {
+            "seeds": [0, 1, 2],
+            "dataset": {
+                "n_train": 300,
+                "n_val": 60,
+                "n_test": 100,
+                "n_context": 40,
+                "horizon": 20,
+                "rollout_n": 20,
+                "rollout_length": 2000,
+            },
+            "train": {
+                "epochs": 300,
+                "overrides": {"grud": {"epochs": 1000}},
+                "system_overrides": {
+                    "fhn_forced": {"overrides": {"neural_ode": {"epochs": 600}}},
+                },
+            },
+        },
+        "eos": {
+            "optimizers": [{"name": "gd", "steps": 2000}, {"name": "sgd", "epochs": 50}],
+            "spectrum": {"n_vectors": 4, "n_iter": 80, "trace_matvecs": 99},
+            "landscape": {"grid": 40},
+        },
+        "systems": {
+            "landau": {"train": {"epochs": 100}, "boundary": {"epochs": 30, "frame_every": 3}},
+            "ode_solver": {
+                "options": {"adam_steps": 50},
+                "a1_reference": {"n_starts": 4, "options": {}},
+            },
+        },
+    }
+
+    def units(rule, **wc):
+        return P.work_units(config, P.Job(rule=rule, wildcards=wc, benchmark=None))
+
+    assert units("fhn_train", model="tlstm", system="fhn") == 300 * 3
+    assert units("fhn_train", model="grud", system="fhn") == 1000 * 3
+    assert units("fhn_train", model="neural_ode", system="fhn") == 300 * 3
+    assert units("fhn_train", model="neural_ode", system="fhn_forced") == 600 * 3
+    assert units("fhn_evaluate", system="fhn") == 3 * 20 * 2000
+    assert units("fhn_dataset", system="fhn", seed="0") == 460 * 60 + 20 * 2000
+    assert units("eos_train", optimizer="gd") == 2000
+    assert units("eos_train", optimizer="sgd") == 50
+    # start, middle and end snapshots: 4 probes x 80 Lanczos steps + 99 trace products each
+    assert units("eos_spectrum", optimizer="gd") == 3 * (4 * 80 + 99)
+    assert units("eos_landscape", optimizer="gd") == 40 * 40
+    assert units("systems_landau_train") == 100
+    assert units("systems_landau_boundary") == 30 // 3 + 1  # frames
+    assert units("systems_ode_a1_reference", system="fhn") == 4  # starts
+    assert units("systems_ode_solve", problem="decay") is None  # a fixed cost per problem
+    assert units("fhn_lyapunov", system="fhn") is None
+
+
+def test_calibration_overlay_shrinks_work_not_data(tmp_path):
+    config = P.load_config(["config/quick.yaml"])
+    small, big = (P.calibration_overlay(config, tmp_path, size) for size in (1, 2))
+    # one seed and the focus condition; every epoch bound (per-model overrides too) shortened
+    assert small["fhn"]["seeds"] == [config["fhn"]["seeds"][0]]
+    assert [c["name"] for c in small["fhn"]["conditions"]] == ["jitter"]
+    assert small["fhn"]["train"]["epochs"] == 2 and big["fhn"]["train"]["epochs"] == 4
+    assert set(small["fhn"]["train"]["overrides"]) == {
+        m for m, o in config["fhn"]["train"]["overrides"].items() if "epochs" in o
+    }
+    assert all(o == {"epochs": 2} for o in small["fhn"]["train"]["overrides"].values())
+    # the dataset sizes are not touched: the jobs run at the config's real sizes
+    assert small["fhn"]["dataset"] == {"rollout_n": 2}  # the rollouts, scaled by work units
+    assert "gd_train_subset" not in small["eos"]
+    assert small["eos"]["landscape"]["grid"] < big["eos"]["landscape"]["grid"]
+    spec = [o["eos"]["spectrum"] for o in (small, big)]
+    assert spec[0]["n_iter"] < spec[1]["n_iter"]
+    assert small["paper"]["build_pdf"] is False
+
+
 def _bench(path: Path, seconds: float, rss: float = 50.0, io_out: float = 2.0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -82,7 +168,7 @@ def _bench(path: Path, seconds: float, rss: float = 50.0, io_out: float = 2.0) -
 
 def test_estimate_sources_in_priority_order(tmp_path):
     config = {
-        "fhn": {"train": {"epochs": 100}},
+        "fhn": {"train": {"epochs": 100}, "seeds": [0, 1]},
         "eos": {"optimizers": [{"name": "gd", "steps": 1000}, {"name": "sgd", "epochs": 10}]},
     }
 
@@ -116,13 +202,14 @@ def test_estimate_sources_in_priority_order(tmp_path):
     ]
     assert est[0].seconds == 12.0 and est[0].max_rss_mb == 300.0
     assert est[1].seconds == 12.0
-    assert est[2].seconds == pytest.approx(5.0 + 0.5 * 100)  # extrapolated to 100 epochs
+    # extrapolated to 100 epochs x 2 seeds (one job trains both seeds of its cell)
+    assert est[2].seconds == pytest.approx(5.0 + 0.5 * 100 * 2)
     assert est[3].seconds == pytest.approx(2.0 + 0.01 * 1000)  # to the entry's 1000 steps
     assert math.isnan(est[4].seconds)
     assert est[5].seconds == 4.0
     # the unknown job is counted but left out of the hours, and the report says so
     rows, rules = P.summarise(jobs, est, config, {"fhn_train": "fhn", "eos_train": "eos"})
-    assert rows["fhn"].cpu_hours == pytest.approx((12 + 12 + 55) / 3600)
+    assert rows["fhn"].cpu_hours == pytest.approx((12 + 12 + 105) / 3600)
     assert "INCOMPLETE: 1 job" in P.format_plan("q", rows, rules)
 
 

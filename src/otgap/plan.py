@@ -10,12 +10,15 @@ of these sources that has it:
 2. ``measured (rule)``: the mean over the measured jobs of the same rule and the same kind (model
    or optimizer wildcard), for jobs of a grid that was only partly run.
 3. ``calibrated``: ``python -m otgap.plan calibrate`` (``make calibrate``) runs the config's DAG
-   on a reduced grid (first condition, first seed and first learning rate of every stage, all
-   models and optimizers) twice, with two short training lengths, in a scratch folder, and fits
-   ``seconds = a + b * length`` per (rule, kind); the plan evaluates it at the config's full
-   length (``fhn.train.epochs``, and per optimizer entry ``steps`` or ``epochs``). Rules without
-   a training length take the mean of their calibration jobs, which run at the config's real
-   sizes. MedMNIST files are replaced by random files of the official shape.
+   reduced to one cell of each kind (first seed, first learning rate, the focus condition; all
+   models, optimizers, systems), at the config's real data sizes and widths, in a scratch folder:
+   once at size 1, then its training rules again at size 2. A job's size is its work units
+   (``work_units``: epochs x seeds for FHN training, steps or epochs for EoS training,
+   Hessian-vector products for a spectrum, grid points for a landscape, epochs for the Landau
+   runs). The fit ``seconds = a + b * units`` per (rule, kind) is evaluated at the config's full
+   units; with one size, ``a`` is the process start-up. Rules without work units take the mean
+   of their calibration jobs. MedMNIST files are replaced by random files of the official
+   shape; rules whose data would need a download (MNIST when absent) are left out and named.
 4. ``assumed``: rules with no benchmark (aggregates, figures) cost a process start-up, taken from
    the calibration when there is one.
 
@@ -36,6 +39,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -63,6 +67,7 @@ class Job:
     benchmark: str | None
     threads: int = 1
     resources: dict[str, str] = field(default_factory=dict)
+    output: list[str] = field(default_factory=list)
 
     def kind(self) -> str:
         return ",".join(f"{k}={self.wildcards[k]}" for k in KIND_WILDCARDS if k in self.wildcards)
@@ -84,12 +89,39 @@ def snakemake_cmd(repo: Path = REPO) -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
 
 
-def dry_run(configfiles: list[str], *, repo: Path = REPO, extra: Iterable[str] = ()) -> str:
-    """Text of a forced dry run (every job of the DAG, as if nothing existed)."""
+def _dry_env() -> dict[str, str]:
+    """The environment of the plan's own Snakemake calls, with a SLURM probe that answers at once.
+
+    Snakemake's SLURM plugin runs ``scontrol show config`` whenever Snakemake starts, even for a
+    local run; where a SLURM client is installed but no controller answers, that call waits its
+    10 s timeout. The plan runs locally, so a stub ``scontrol`` that fails at once comes first on
+    its PATH (the user's own Snakemake runs are untouched).
+    """
+    stub = Path(tempfile.gettempdir()) / f"otgap-plan-{os.getuid()}"
+    exe = stub / "scontrol"
+    if not exe.exists():
+        stub.mkdir(parents=True, exist_ok=True)
+        tmp = stub / f"scontrol.{os.getpid()}"
+        tmp.write_text("#!/bin/sh\nexit 1\n")
+        tmp.chmod(0o755)
+        tmp.replace(exe)
+    env = dict(os.environ)
+    env["PATH"] = f"{stub}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def dry_run(
+    configfiles: list[str],
+    *,
+    repo: Path = REPO,
+    extra: Iterable[str] = (),
+    force: bool = True,
+) -> str:
+    """Text of a dry run; ``force`` (default): every job of the DAG, as if nothing existed."""
     cmd = [
         *snakemake_cmd(repo),
         "-n",
-        "--forceall",
+        *(["--forceall"] if force else []),
         # many cores, so that the listing shows each rule's own thread count
         "--cores",
         "256",
@@ -99,7 +131,7 @@ def dry_run(configfiles: list[str], *, repo: Path = REPO, extra: Iterable[str] =
     ]
     if configfiles:
         cmd += ["--configfile", *configfiles]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=_dry_env())
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise PlanError(f"the dry run failed ({' '.join(cmd)}):\n{tail}")
@@ -136,6 +168,8 @@ def parse_jobs(text: str) -> list[Job]:
             current.threads = int(value)
         elif key == "resources":
             current.resources = _pairs(value)
+        elif key == "output":
+            current.output = [o.strip() for o in value.split(", ") if o.strip()]
     return [j for j in jobs if j.rule != "all"]
 
 
@@ -173,15 +207,64 @@ def load_config(configfiles: list[str], repo: Path = REPO) -> dict[str, Any]:
     return _load(*paths, schema=repo / "workflow" / "schemas" / "config.schema.yaml")
 
 
-def training_length(config: Mapping[str, Any], job: Job) -> float | None:
-    """The length a training job's time scales with: epochs (FHN, minibatch EoS) or steps (GD)."""
-    if job.rule == "fhn_train":
-        return float(config["fhn"]["train"]["epochs"])
-    if job.rule == "eos_train":
+def _fhn_epochs(config: Mapping[str, Any], job: Job) -> float:
+    train = config["fhn"]["train"]
+    model = job.wildcards.get("model")
+    epochs = train["epochs"]
+    epochs = train.get("overrides", {}).get(model, {}).get("epochs", epochs)
+    system = config["fhn"]["train"].get("system_overrides", {}).get(job.wildcards.get("system"), {})
+    epochs = system.get("train", {}).get("epochs", epochs)
+    epochs = system.get("overrides", {}).get(model, {}).get("epochs", epochs)
+    return float(epochs)
+
+
+def work_units(config: Mapping[str, Any], job: Job) -> float | None:
+    """What a job's time scales with, in units the calibration varies; None: a fixed cost.
+
+    fhn_train: epochs x seeds (one job trains every seed of its cell); fhn_evaluate: rollout
+    points x seeds; fhn_dataset: simulated points;
+    eos_train: steps (full batch) or epochs; eos_spectrum: Hessian-vector products (start,
+    middle and end snapshot, each SLQ probes x Lanczos steps + the trace's products);
+    eos_landscape: grid points per plane; systems_landau_train: epochs; boundary: frames;
+    systems_ode_a1_reference: starts solved (each at the config's own solver settings).
+    """
+    rule = job.rule
+    if rule == "fhn_train":
+        return _fhn_epochs(config, job) * len(config["fhn"]["seeds"])
+    if rule == "fhn_evaluate":
+        # dominated by the rollouts (both sets: the condition's grid and the unseen gaps)
+        ds = config["fhn"]["dataset"]
+        return float(len(config["fhn"]["seeds"]) * ds["rollout_n"] * ds["rollout_length"])
+    if rule == "fhn_dataset":
+        # simulated points: the three splits and the rollouts
+        ds = config["fhn"]["dataset"]
+        splits = (ds["n_train"] + ds["n_val"] + ds["n_test"]) * (ds["n_context"] + ds["horizon"])
+        return float(splits + ds["rollout_n"] * ds["rollout_length"])
+    if rule == "eos_train":
         for entry in config["eos"]["optimizers"]:
             if entry["name"] == job.wildcards.get("optimizer"):
                 return float(entry.get("steps") or entry.get("epochs") or 0) or None
+        return None
+    if rule == "eos_spectrum":
+        s = config["eos"]["spectrum"]
+        return 3.0 * (int(s["n_vectors"]) * int(s["n_iter"]) + int(s["trace_matvecs"]))
+    if rule == "eos_landscape":
+        return float(config["eos"]["landscape"]["grid"]) ** 2
+    if rule == "systems_ode_a1_reference":
+        a1 = config.get("systems", {}).get("ode_solver", {}).get("a1_reference", {})
+        return float(a1.get("n_starts", 1))
+    landau = config.get("systems", {}).get("landau", {})
+    if rule == "systems_landau_train" and "train" in landau:
+        return float(landau["train"]["epochs"])
+    if rule == "systems_landau_boundary" and "boundary" in landau:
+        # frames: each one evaluates the whole decision grid
+        b = landau["boundary"]
+        return float(int(b["epochs"]) // int(b.get("frame_every", 1)) + 1)
     return None
+
+
+# the length of a training job (kept for callers of the earlier name)
+training_length = work_units  # the earlier name
 
 
 # ---- measurements ----------------------------------------------------------------------------
@@ -264,9 +347,9 @@ def estimate_jobs(
             continue
         fit = fits.get(f"{job.rule}|{job.kind()}") or fits.get(f"{job.rule}|")
         if fit is not None:
-            length = training_length(config, job)
-            if fit.get("slope") is not None and length is not None:
-                seconds = fit["intercept"] + fit["slope"] * length
+            units = work_units(config, job)
+            if fit.get("slope") is not None and units is not None:
+                seconds = fit["intercept"] + fit["slope"] * units
             else:
                 seconds = fit["mean"]
             out.append(
@@ -396,49 +479,144 @@ def calibration_path(config: Mapping[str, Any], repo: Path = REPO) -> Path:
     return repo / config["logs_root"] / config["run"] / "plan" / CALIBRATION_NAME
 
 
-def calibration_overlay(config: Mapping[str, Any], scratch: Path, length: int) -> dict[str, Any]:
-    """The config's DAG reduced to one cell per kind, trained for ``length`` epochs/steps."""
+def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> dict[str, Any]:
+    """The config's DAG reduced to one cell per kind, its variable work set by ``size`` (1, 2).
+
+    Data sizes, models, optimizers and widths stay the config's; what shrinks is the number of
+    cells (first seed, first learning rate, the focus condition) and each job's work units
+    (work_units): training epochs or steps, SLQ products, landscape grid points.
+    """
     fhn = config["fhn"]
     eos = config["eos"]
     optimizers = []
     for entry in eos["optimizers"]:
         e = dict(entry)
         e["lrs"] = [entry["lrs"][0]]
+        if "seeds" in e:
+            e["seeds"] = [e["seeds"][0]]
         if "steps" in e:
             every = [v for v in (e.get("eig_every"), e.get("eval_every")) if isinstance(v, int)]
             unit = max(every) if every else 1
-            e["steps"] = unit * length
+            e["steps"] = unit * size
             if isinstance(e.get("checkpoint_every"), int):
                 e["checkpoint_every"] = min(e["checkpoint_every"], e["steps"])
         else:
-            e["epochs"] = length
+            e["epochs"] = size
         optimizers.append(e)
     # one condition: the focus condition where the config has it (the analysis needs it)
     focus = fhn.get("analysis", {}).get("focus_condition")
     cond = next((c for c in fhn["conditions"] if c["name"] == focus), fhn["conditions"][0])
-    overlay = {
+    epochs = 2 * size
+    train = fhn["train"]
+    overrides = {
+        m: {"epochs": epochs} for m, o in train.get("overrides", {}).items() if "epochs" in o
+    }
+    fhn_train: dict[str, Any] = {"epochs": epochs}
+    if overrides:
+        fhn_train["overrides"] = overrides
+    if train.get("system_overrides"):
+        fhn_train["system_overrides"] = {
+            system: _epochs_overlay(over, epochs)
+            for system, over in train["system_overrides"].items()
+        }
+    spectrum = eos["spectrum"]
+    overlay: dict[str, Any] = {
         "run": "calibration",
         "results_root": str(scratch / "results"),
         "logs_root": str(scratch / "logs"),
         # random files of the official shape (make_fake_medmnist): their MD5 is not the official one
         "data": {"root": str(scratch / "data"), "medmnist_md5": "skip"},
         "fhn": {
+            "seeds": [fhn["seeds"][0]],
             "conditions": [cond],
             "system_conditions": {system: [cond["name"]] for system in fhn["systems"]},
             "analysis": {
                 "focus_condition": cond["name"],
                 "regular_condition": cond["name"],
             },
-            "train": {"epochs": 2 * length},
+            "train": fhn_train,
+            # the rollouts dominate fhn_dataset and fhn_evaluate; their cost scales with them
+            "dataset": {"rollout_n": 2},
         },
         "eos": {
             "seeds": [eos["seeds"][0]],
             "optimizers": optimizers,
-            "n_snapshots": min(eos["n_snapshots"], 2 * length + 1),
+            "n_snapshots": min(eos["n_snapshots"], 2 * size + 1),
+            "spectrum": {
+                "n_vectors": 1,
+                "n_iter": min(int(spectrum["n_iter"]), 4 * size),
+                "trace_matvecs": min(int(spectrum["trace_matvecs"]), 6 * size),  # Hutch++: >= 5
+            },
+            "landscape": {"grid": min(int(eos["landscape"]["grid"]), 4 * size)},
         },
         "paper": {"build_pdf": False},
     }
+    if config.get("systems", {}).get("ode_solver"):
+        # one start per seed; the trial-solution fits keep the config's settings (their time is
+        # not proportional to the optimiser's iterations: L-BFGS stops when it converges)
+        overlay.setdefault("systems", {})["ode_solver"] = {"a1_reference": {"n_starts": 1}}
+    landau = config.get("systems", {}).get("landau")
+    if landau:
+        boundary = {"epochs": size, "frame_every": 1}
+        overlay.setdefault("systems", {})["landau"] = {
+            "seeds": [landau["seeds"][0]],
+            "train": {"epochs": size},
+            "boundary": boundary,
+        }
     return overlay
+
+
+def _epochs_overlay(over: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+    """A per-system FHN override with every epoch bound replaced by ``epochs``."""
+    out: dict[str, Any] = {}
+    if "epochs" in over.get("train", {}):
+        out["train"] = {"epochs": epochs}
+    models = {m: {"epochs": epochs} for m, o in over.get("overrides", {}).items() if "epochs" in o}
+    if models:
+        out["overrides"] = models
+    return out
+
+
+# Rules whose time grows with the work units the calibration varies between its two passes.
+LENGTH_RULES = (
+    "fhn_train",
+    "eos_train",
+    "eos_spectrum",
+    "eos_landscape",
+    "systems_landau_train",
+    "systems_landau_boundary",
+)
+
+
+def _runs_twice(config: Mapping[str, Any], job: Job) -> bool:
+    """Jobs measured at both sizes. A minibatch EoS epoch at paper size takes 15 s or more, so
+    those runs are measured once (one epoch: start-up as the intercept, see _fit)."""
+    if job.rule not in LENGTH_RULES:
+        return False
+    if job.rule == "eos_train":
+        entry = next(
+            (e for e in config["eos"]["optimizers"] if e["name"] == job.wildcards.get("optimizer")),
+            {},
+        )
+        return "steps" in entry
+    return True
+
+
+def missing_offline_data(config: Mapping[str, Any], repo: Path = REPO) -> dict[str, str]:
+    """Download rules the calibration omits (with every job downstream of them): rule -> why."""
+    from otgap.data.mnist import MNIST_FILES
+
+    out = {}
+    landau = config.get("systems", {}).get("landau", {})
+    if landau.get("dataset") == "mnist":
+        root = Path(config["data"]["root"])
+        root = root if root.is_absolute() else repo / root
+        missing = [n for n in MNIST_FILES if not (root / "mnist" / n).is_file()]
+        if missing:
+            why = f"MNIST files missing in {root / 'mnist'} (snakemake mnist_download fetches them)"
+            # the download rule is omitted, and with it every job downstream of it
+            out["mnist_download"] = why
+    return out
 
 
 def make_fake_medmnist(config: Mapping[str, Any], data_root: Path) -> list[str]:
@@ -469,6 +647,16 @@ def make_fake_medmnist(config: Mapping[str, Any], data_root: Path) -> list[str]:
     return made
 
 
+def _link_real_data(config: Mapping[str, Any], data_root: Path, repo: Path) -> None:
+    """Data the calibration cannot fake (MNIST) is used from the config's own data root."""
+    root = Path(config["data"]["root"])
+    root = root if root.is_absolute() else repo / root
+    for name in ("mnist",):
+        if (root / name).is_dir() and not (data_root / name).exists():
+            data_root.mkdir(parents=True, exist_ok=True)
+            (data_root / name).symlink_to(root / name, target_is_directory=True)
+
+
 def _startup_seconds() -> float:
     """Wall time of a fresh interpreter importing torch and the training code (a job's floor)."""
     t0 = time.perf_counter()
@@ -479,12 +667,20 @@ def _startup_seconds() -> float:
     return time.perf_counter() - t0
 
 
-def _fit(points: list[tuple[float, Estimate]]) -> dict[str, Any]:
+def _fit(
+    points: list[tuple[float, Estimate]], startup: float = DEFAULT_STARTUP_S
+) -> dict[str, Any]:
+    """seconds = intercept + slope * units, by least squares over two or more sizes.
+
+    With a single size the intercept is the process start-up and the slope carries the rest,
+    so the estimate grows in proportion to the work beyond start-up.
+    """
     lengths = sorted({length for length, _ in points})
     rss = [e.max_rss_mb for _, e in points if e.max_rss_mb is not None]
     io = [e.io_out_mb for _, e in points if e.io_out_mb is not None]
+    mean = statistics.fmean(e.seconds for _, e in points)
     fit: dict[str, Any] = {
-        "mean": statistics.fmean(e.seconds for _, e in points),
+        "mean": mean,
         "max_rss": max(rss) if rss else None,
         "io_out": max(io) if io else None,
         "slope": None,
@@ -499,18 +695,28 @@ def _fit(points: list[tuple[float, Estimate]]) -> dict[str, Any]:
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
         fit["slope"] = max(slope, 0.0)
         fit["intercept"] = my - fit["slope"] * mx
+    elif lengths and lengths[0] > 0:
+        fit["intercept"] = min(startup, mean)
+        fit["slope"] = (mean - fit["intercept"]) / lengths[0]
     return fit
+
+
+def _snakemake_run(cmd: list[str], repo: Path, what: str) -> None:
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=_dry_env())
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+        raise PlanError(f"calibration run failed ({what}):\n{tail}")
 
 
 def calibrate(
     configfiles: list[str],
     *,
     repo: Path = REPO,
-    lengths: tuple[int, int] = (1, 3),
     cores: int = 2,
     log=print,
 ) -> Path:
-    """Run the reduced DAG at two training lengths and cache per-(rule, kind) fits."""
+    """Run the reduced DAG (calibration_overlay) at size 1, rerun its training rules at size 2,
+    and cache per-(rule, kind) fits of seconds against work units (work_units)."""
     config = load_config(configfiles, repo)
     scratch = repo / config["results_root"] / config["run"] / ".plan-calibration"
     if scratch.exists():
@@ -520,66 +726,79 @@ def calibrate(
     made = make_fake_medmnist(config, scratch / "data")
     if made:
         log(f"calibration: random MedMNIST-shaped files for {made} (official shapes, offline)")
+    skipped = missing_offline_data(config, repo)
+    for rule, why in skipped.items():
+        log(f"calibration: {rule} and the jobs that need its files are left out: {why}")
+    _link_real_data(config, scratch / "data", repo)
     startup = _startup_seconds()
     points: dict[str, list[tuple[float, Estimate]]] = defaultdict(list)
-    for length in lengths:
-        overlay = calibration_overlay(config, scratch, length)
-        over_path = scratch / f"overlay-{length}.yaml"
+    first: list[Job] = []
+    targets = ["fhn_all", "eos_all"]
+    if config.get("systems"):
+        targets.append("systems_all")
+    for size in (1, 2):
+        overlay = calibration_overlay(config, scratch, size)
+        over_path = scratch / f"overlay-{size}.yaml"
         over_path.write_text(yaml.safe_dump(overlay, sort_keys=True))
-        results = scratch / "results" / "calibration"
-        logs_dir = scratch / "logs" / "calibration"
-        for d in (results, logs_dir):
-            if d.exists():
-                shutil.rmtree(d)
+        files = [*configfiles, str(over_path)]
+        extra: list[str] = ["--rerun-triggers", "mtime"]
+        if skipped:
+            extra += ["--omit-from", *sorted(skipped)]
+        run_targets = targets
+        if size == 2:
+            # only the jobs whose work the size changes run again, named by their outputs
+            again = [j for j in first if _runs_twice(config, j) and j.rule not in skipped]
+            run_targets = sorted({o for j in again for o in j.output[:1]})
+            if not run_targets:
+                break
+            extra += ["--forcerun", *run_targets]
+        # targets first: a target after --configfile would be read as a config file
         cmd = [
             *snakemake_cmd(repo),
-            # the two training stages the plan extrapolates (systems and paper jobs are short);
-            # targets first: a target after --configfile or --quiet would be read as their value
-            "fhn_all",
-            "eos_all",
+            *run_targets,
             "--profile",
             "profiles/default",
             "--cores",
             str(cores),
+            *extra,
             "--configfile",
-            *configfiles,
-            str(over_path),
-            "--rerun-triggers",
-            "mtime",
-            "--quiet",
-            "all",
+            *files,
         ]
-        log(f"calibration: length {length}: {' '.join(cmd)}")
-        listing = dry_run([*configfiles, str(over_path)], repo=repo)
+        listing = dry_run(files, repo=repo, extra=[*run_targets, *extra], force=size == 1)
         jobs = parse_jobs(listing)
-        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
-            raise PlanError(f"calibration run failed (length {length}):\n{tail}")
-        sub_config = load_config([*configfiles, str(over_path)], repo)
+        if size == 1:
+            first = jobs
+        log(f"calibration: size {size}: {len(jobs)} jobs: {' '.join(cmd)}")
+        t0 = time.perf_counter()
+        _snakemake_run(cmd, repo, f"size {size}")
+        log(f"calibration: size {size} took {time.perf_counter() - t0:.0f} s")
+        sub_config = load_config(files, repo)
         for job in jobs:
             if not job.benchmark:
                 continue
             est = read_benchmark(repo / job.benchmark)
             if est is None:
                 continue
-            lengths_here = training_length(sub_config, job)
-            key = f"{job.rule}|{job.kind()}"
-            points[key].append((lengths_here if lengths_here is not None else 0.0, est))
-            points[f"{job.rule}|"].append((lengths_here if lengths_here is not None else 0.0, est))
+            units = work_units(sub_config, job)
+            units = 0.0 if units is None else units
+            points[f"{job.rule}|{job.kind()}"].append((units, est))
+            points[f"{job.rule}|"].append((units, est))
     fits = {}
     for key, pts in points.items():
-        has_length = any(p[0] for p in pts)
-        fits[key] = _fit(pts) if has_length else _fit([(0.0, e) for _, e in pts]) | {"slope": None}
+        has_units = any(p[0] for p in pts)
+        fits[key] = (
+            _fit(pts, startup) if has_units else _fit([(0.0, e) for _, e in pts]) | {"slope": None}
+        )
     out = calibration_path(config, repo)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "configfiles": configfiles,
         "run": config["run"],
-        "lengths": list(lengths),
+        "sizes": [1, 2],
         "startup_s": startup,
         "seconds": time.perf_counter() - t_start,
-        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "machine": {"cpus": os.cpu_count(), "platform": sys.platform, "cores_used": cores},
+        "left_out": skipped,
         "fits": fits,
     }
     tmp = out.with_suffix(".tmp")
@@ -617,7 +836,15 @@ def plan(
             f"\nRun `make calibrate` (or python -m otgap.plan calibrate --configfile ...) first."
         )
     else:
-        text += f"\nCalibration: {cpath} ({calib['seconds']:.0f} s, lengths {calib['lengths']})."
+        text += f"\nCalibration: {cpath} ({calib['seconds']:.0f} s, sizes {calib.get('sizes')})."
+        text += (
+            "\nCalibrated FHN training runs one seed and is scaled by the number of seeds: the"
+            "\ncost of training them one after another (batched seeds measured 0.9-1.4x that"
+            "\nspeed, benchmarks/fhn_batched.py). Epoch bounds count in full: early stopping"
+            "\ncan only shorten them."
+        )
+        for rule, why in sorted(calib.get("left_out", {}).items()):
+            text += f"\nNot calibrated: {rule} and the jobs downstream of it: {why}."
     return text, rows, jobs, estimates
 
 

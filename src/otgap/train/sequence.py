@@ -335,6 +335,8 @@ def fit_config(settings: dict) -> FitConfig:
         horizon_ramp_epochs=int(settings.get("horizon_ramp_epochs", 0)),
         patience=settings.get("patience"),
         keep=str(settings.get("keep", "best")),
+        # progress in the job's log: about 20 lines over the epoch bound
+        log_every_epochs=int(settings.get("log_every", max(1, int(settings["epochs"]) // 20))),
     )
 
 
