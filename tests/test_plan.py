@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -82,6 +83,30 @@ def test_fit_with_one_size_keeps_the_startup_as_intercept():
     assert fit["intercept"] == 3.0 and fit["slope"] == 0.0
 
 
+def test_loop_split_reads_the_training_loop_time_from_the_run_records(tmp_path):
+    """Fixed and per-epoch costs measured apart: whole job from the benchmark file, the loop
+    from run.json (batched FHN cells record one wall time for all seeds)."""
+    cell = tmp_path / "fhn"
+    outs = []
+    for seed, epochs in ((0, 40), (1, 30)):
+        d = cell / f"seed={seed}"
+        d.mkdir(parents=True)
+        rec = {"batched": True, "batched_wall_seconds": 14.0, "stopped_epoch": epochs}
+        (d / "run.json").write_text(json.dumps(rec | {"wall_seconds": 7.0, "baseline": False}))
+        outs.append(str(d / "run.json"))
+    job = P.Job(rule="fhn_train", wildcards={}, benchmark=None, output=outs)
+    assert P.loop_split(job, tmp_path) == (14.0, 70.0)
+    eos = tmp_path / "eos"
+    eos.mkdir()
+    rec = {"wall_seconds": 9.0, "steps_done": 32, "steps_per_epoch": 16, "full_batch": False}
+    (eos / "run.json").write_text(json.dumps(rec))
+    job = P.Job(rule="eos_train", wildcards={}, benchmark=None, output=[str(eos / "model.pt")])
+    assert P.loop_split(job, tmp_path) == (9.0, 2.0)  # epochs, the unit of a minibatch entry
+    fit = P._split_fit([(20.0, 14.0, 70.0), (30.0, 22.0, 110.0)])
+    assert fit["slope"] == pytest.approx(36.0 / 180.0)
+    assert fit["intercept"] == pytest.approx((6.0 + 8.0) / 2)
+
+
 def test_work_units_follow_the_settings_that_scale_each_job():
     config = {
         "fhn": {
@@ -124,8 +149,8 @@ def test_work_units_follow_the_settings_that_scale_each_job():
     assert units("fhn_train", model="grud", system="fhn") == 1000 * 3
     assert units("fhn_train", model="neural_ode", system="fhn") == 300 * 3
     assert units("fhn_train", model="neural_ode", system="fhn_forced") == 600 * 3
-    assert units("fhn_evaluate", system="fhn") == 3 * 20 * 2000
-    assert units("fhn_dataset", system="fhn", seed="0") == 460 * 60 + 20 * 2000
+    assert units("fhn_evaluate", system="fhn") == 3 * 2000  # rollout steps x seeds
+    assert units("fhn_dataset", system="fhn", seed="0") is None
     assert units("eos_train", optimizer="gd") == 2000
     assert units("eos_train", optimizer="sgd") == 50
     # start, middle and end snapshots: 4 probes x 80 Lanczos steps + 99 trace products each
@@ -150,7 +175,7 @@ def test_calibration_overlay_shrinks_work_not_data(tmp_path):
     }
     assert all(o == {"epochs": 2} for o in small["fhn"]["train"]["overrides"].values())
     # the dataset sizes are not touched: the jobs run at the config's real sizes
-    assert small["fhn"]["dataset"] == {"rollout_n": 2}  # the rollouts, scaled by work units
+    assert small["fhn"]["dataset"] == {"rollout_n": 2}  # one batch of rollouts either way
     assert "gd_train_subset" not in small["eos"]
     assert small["eos"]["landscape"]["grid"] < big["eos"]["landscape"]["grid"]
     spec = [o["eos"]["spectrum"] for o in (small, big)]

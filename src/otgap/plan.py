@@ -222,7 +222,7 @@ def work_units(config: Mapping[str, Any], job: Job) -> float | None:
     """What a job's time scales with, in units the calibration varies; None: a fixed cost.
 
     fhn_train: epochs x seeds (one job trains every seed of its cell); fhn_evaluate: rollout
-    points x seeds; fhn_dataset: simulated points;
+    length x seeds;
     eos_train: steps (full batch) or epochs; eos_spectrum: Hessian-vector products (start,
     middle and end snapshot, each SLQ probes x Lanczos steps + the trace's products);
     eos_landscape: grid points per plane; systems_landau_train: epochs; boundary: frames;
@@ -232,14 +232,9 @@ def work_units(config: Mapping[str, Any], job: Job) -> float | None:
     if rule == "fhn_train":
         return _fhn_epochs(config, job) * len(config["fhn"]["seeds"])
     if rule == "fhn_evaluate":
-        # dominated by the rollouts (both sets: the condition's grid and the unseen gaps)
+        # the rollouts' time steps, one after another (all rollouts of a seed form one batch)
         ds = config["fhn"]["dataset"]
-        return float(len(config["fhn"]["seeds"]) * ds["rollout_n"] * ds["rollout_length"])
-    if rule == "fhn_dataset":
-        # simulated points: the three splits and the rollouts
-        ds = config["fhn"]["dataset"]
-        splits = (ds["n_train"] + ds["n_val"] + ds["n_test"]) * (ds["n_context"] + ds["horizon"])
-        return float(splits + ds["rollout_n"] * ds["rollout_length"])
+        return float(len(config["fhn"]["seeds"]) * ds["rollout_length"])
     if rule == "eos_train":
         for entry in config["eos"]["optimizers"]:
             if entry["name"] == job.wildcards.get("optimizer"):
@@ -535,7 +530,7 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
                 "regular_condition": cond["name"],
             },
             "train": fhn_train,
-            # the rollouts dominate fhn_dataset and fhn_evaluate; their cost scales with them
+            # fewer rollouts of the same length: one batch either way, less to simulate
             "dataset": {"rollout_n": 2},
         },
         "eos": {
@@ -544,10 +539,10 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
             "n_snapshots": min(eos["n_snapshots"], 2 * size + 1),
             "spectrum": {
                 "n_vectors": 1,
-                "n_iter": min(int(spectrum["n_iter"]), 4 * size),
-                "trace_matvecs": min(int(spectrum["trace_matvecs"]), 6 * size),  # Hutch++: >= 5
+                "n_iter": min(int(spectrum["n_iter"]), 20 * size),
+                "trace_matvecs": min(int(spectrum["trace_matvecs"]), 12 * size),  # Hutch++: >= 5
             },
-            "landscape": {"grid": min(int(eos["landscape"]["grid"]), 4 * size)},
+            "landscape": {"grid": min(int(eos["landscape"]["grid"]), 8 * size)},
         },
         "paper": {"build_pdf": False},
     }
@@ -588,18 +583,51 @@ LENGTH_RULES = (
 )
 
 
+def loop_split(job: Job, repo: Path = REPO) -> tuple[float, float] | None:
+    """(seconds inside the training loop, work units done) of a finished training job, read from
+    its run.json files (one per seed for FHN training), or None.
+
+    The benchmark file gives a job's whole time; the run records say how much of it was the loop
+    that grows with the epochs or steps, so the fixed part (start-up, data, final evaluation) and
+    the per-unit cost are measured apart, in one run, free of the start-up's noise.
+    """
+    runs = [repo / o for o in job.output if o.endswith("run.json")]
+    if not runs and job.output:
+        runs = [(repo / job.output[0]).parent / "run.json"]
+    seconds = units = 0.0
+    batched_wall = None
+    for path in runs:
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if job.rule == "fhn_train":
+            if rec.get("baseline"):
+                return 0.0, 1.0  # nothing is trained: the whole job is a fixed cost
+            if rec.get("batched"):
+                batched_wall = float(rec["batched_wall_seconds"])
+            else:
+                seconds += float(rec["wall_seconds"])
+            units += float(rec["stopped_epoch"])
+        elif job.rule == "eos_train":
+            seconds += float(rec["wall_seconds"])
+            done = float(rec["steps_done"])
+            units += done if rec.get("full_batch") else done / float(rec["steps_per_epoch"])
+        else:
+            return None
+    if batched_wall is not None:
+        seconds = batched_wall
+    return (seconds, units) if units > 0 else None
+
+
+# Training rules whose run records split their time (loop_split): measured at one size.
+SPLIT_RULES = ("fhn_train", "eos_train")
+
+
 def _runs_twice(config: Mapping[str, Any], job: Job) -> bool:
-    """Jobs measured at both sizes. A minibatch EoS epoch at paper size takes 15 s or more, so
-    those runs are measured once (one epoch: start-up as the intercept, see _fit)."""
-    if job.rule not in LENGTH_RULES:
-        return False
-    if job.rule == "eos_train":
-        entry = next(
-            (e for e in config["eos"]["optimizers"] if e["name"] == job.wildcards.get("optimizer")),
-            {},
-        )
-        return "steps" in entry
-    return True
+    """Jobs measured at both sizes: those whose fixed and per-unit costs are not split by
+    their own records (a second size, twice the work, separates them)."""
+    return job.rule in LENGTH_RULES and job.rule not in SPLIT_RULES
 
 
 def missing_offline_data(config: Mapping[str, Any], repo: Path = REPO) -> dict[str, str]:
@@ -701,6 +729,13 @@ def _fit(
     return fit
 
 
+def _split_fit(split: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """Intercept and slope from (job seconds, loop seconds, units) records (loop_split)."""
+    slope = sum(loop for _, loop, _ in split) / sum(units for _, _, units in split)
+    intercept = statistics.fmean(max(total - loop, 0.0) for total, loop, _ in split)
+    return {"slope": slope, "intercept": intercept, "split": [list(r) for r in split]}
+
+
 def _snakemake_run(cmd: list[str], repo: Path, what: str) -> None:
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=_dry_env())
     if proc.returncode != 0:
@@ -732,6 +767,7 @@ def calibrate(
     _link_real_data(config, scratch / "data", repo)
     startup = _startup_seconds()
     points: dict[str, list[tuple[float, Estimate]]] = defaultdict(list)
+    splits: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     first: list[Job] = []
     targets = ["fhn_all", "eos_all"]
     if config.get("systems"):
@@ -783,12 +819,18 @@ def calibrate(
             units = 0.0 if units is None else units
             points[f"{job.rule}|{job.kind()}"].append((units, est))
             points[f"{job.rule}|"].append((units, est))
+            split = loop_split(job, repo) if job.rule in SPLIT_RULES else None
+            if split is not None:
+                splits[f"{job.rule}|{job.kind()}"].append((est.seconds, *split))
+                splits[f"{job.rule}|"].append((est.seconds, *split))
     fits = {}
     for key, pts in points.items():
         has_units = any(p[0] for p in pts)
         fits[key] = (
             _fit(pts, startup) if has_units else _fit([(0.0, e) for _, e in pts]) | {"slope": None}
         )
+        if splits.get(key):
+            fits[key].update(_split_fit(splits[key]))
     out = calibration_path(config, repo)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
