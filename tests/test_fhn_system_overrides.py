@@ -61,6 +61,29 @@ def test_quick_config_changes_the_forced_system_only():
         assert forced["neural_ode"].get(key) == forced["neural_ode_oracle"].get(key), key
 
 
+def test_quick_forced_system_trains_every_learned_model_alike():
+    """No training setting is tuned for the reference alone: on fhn_forced every learned model
+    gets the same rate, clipping, plateau schedule and epoch bound as the Neural ODE (GRU-D keeps
+    its own rate and bound, set for it on every system, but the same clipping and schedule)."""
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    train = merge(base, quick)["fhn"]["train"]
+    forced = fhn_system_train(train, "fhn_forced")["overrides"]
+    plain = fhn_system_train(train, "fhn")["overrides"]
+
+    def settings(over, model, keys):
+        return {k: over.get(model, {}).get(k, train[k]) for k in keys}
+
+    keys = ("lr", "grad_clip", "plateau_patience", "epochs", "patience")
+    reference = settings(forced, "neural_ode", keys)
+    for model in ("tlstm", "lstm_dt", "odernn"):
+        assert settings(forced, model, keys) == reference, model
+    steady = ("grad_clip", "plateau_patience", "patience")
+    assert settings(forced, "grud", steady) == settings(forced, "neural_ode", steady)
+    # GRU-D's own rate and bound are those it has on the fhn system too
+    assert settings(forced, "grud", ("lr", "epochs")) == settings(plain, "grud", ("lr", "epochs"))
+
+
 # ---- bad entries rejected at start-up, naming the key (dry runs) ---------------------------------
 
 BAD = {

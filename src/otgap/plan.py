@@ -11,14 +11,17 @@ of these sources that has it:
    or optimizer wildcard), for jobs of a grid that was only partly run.
 3. ``calibrated``: ``python -m otgap.plan calibrate`` (``make calibrate``) runs the config's DAG
    reduced to one cell of each kind (first seed, first learning rate, the focus condition; all
-   models, optimizers, systems), at the config's real data sizes and widths, in a scratch folder:
-   once at size 1, then its training rules again at size 2. A job's size is its work units
-   (``work_units``: epochs x seeds for FHN training, steps or epochs for EoS training,
-   Hessian-vector products for a spectrum, grid points for a landscape, epochs for the Landau
-   runs). The fit ``seconds = a + b * units`` per (rule, kind) is evaluated at the config's full
-   units; with one size, ``a`` is the process start-up. Rules without work units take the mean
-   of their calibration jobs. MedMNIST files are replaced by random files of the official
-   shape; rules whose data would need a download (MNIST when absent) are left out and named.
+   models, optimizers, systems), at the config's real data sizes and widths, in a scratch folder,
+   with each job's work units (``work_units``: epochs x seeds for FHN training, steps or epochs
+   for EoS training, Hessian-vector products for a spectrum, grid points for a landscape, ...)
+   made small. Training jobs split their own time (``loop_split``: the benchmark file gives the
+   whole job, ``run.json`` the training loop and the epochs or steps it did), so one short run
+   gives their fixed part and their cost per unit; spectra, landscapes and the Landau jobs run
+   again at twice the work and are fitted ``seconds = a + b * units``. The plan evaluates each
+   fit at the config's full units; rules without work units take the mean of their calibration
+   jobs. MedMNIST files are replaced by random files of the official shape; downloads that
+   cannot be faked (MNIST, when its files are absent) are left out with their downstream jobs,
+   and named.
 4. ``assumed``: rules with no benchmark (aggregates, figures) cost a process start-up, taken from
    the calibration when there is one.
 
@@ -750,8 +753,8 @@ def calibrate(
     cores: int = 2,
     log=print,
 ) -> Path:
-    """Run the reduced DAG (calibration_overlay) at size 1, rerun its training rules at size 2,
-    and cache per-(rule, kind) fits of seconds against work units (work_units)."""
+    """Run the reduced DAG (calibration_overlay) at size 1, rerun the jobs that do not split
+    their own time at size 2, and cache per-(rule, kind) fits of seconds against work units."""
     config = load_config(configfiles, repo)
     scratch = repo / config["results_root"] / config["run"] / ".plan-calibration"
     if scratch.exists():

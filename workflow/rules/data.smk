@@ -15,6 +15,8 @@ rule fhn_lyapunov:
         f"{L}/benchmarks/data/fhn/system={{system}}/lyapunov.tsv"
     wildcard_constraints:
         system=_system_pattern,
+    # the longest chain (data, training, evaluation, then the paper) starts first
+    priority: 10
     threads: 1
     resources:
         **res("fhn_data"),
@@ -40,6 +42,8 @@ rule fhn_dataset:
         system=_system_pattern,
         condition=_cond_pattern,
         seed=r"\d+",
+    # the longest chain (data, training, evaluation, then the paper) starts first
+    priority: 10
     threads: 1
     resources:
         **res("fhn_data"),

@@ -313,6 +313,8 @@ rule fhn_train:
         f"{L}/benchmarks/fhn/{FHN_CELL}/train.tsv"
     wildcard_constraints:
         **_fhn_wildcards,
+    # the longest chain (data, training, evaluation, then the paper) starts first
+    priority: 10
     threads: threads_for("fhn_train")
     resources:
         **res("fhn_train"),
@@ -343,6 +345,8 @@ rule fhn_evaluate:
     wildcard_constraints:
         system=_system_pattern,
         condition=_cond_pattern,
+    # the longest chain (data, training, evaluation, then the paper) starts first
+    priority: 10
     threads: 1
     resources:
         **res("default"),
