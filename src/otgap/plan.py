@@ -136,7 +136,8 @@ def dry_run(
         cmd += ["--configfile", *configfiles]
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=_dry_env())
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        # Snakemake writes its error to either stream (and a profile notice to stderr)
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise PlanError(f"the dry run failed ({' '.join(cmd)}):\n{tail}")
     return proc.stdout + proc.stderr
 
