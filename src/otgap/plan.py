@@ -262,10 +262,6 @@ def work_units(config: Mapping[str, Any], job: Job) -> float | None:
     return None
 
 
-# the length of a training job (kept for callers of the earlier name)
-training_length = work_units  # the earlier name
-
-
 # ---- measurements ----------------------------------------------------------------------------
 
 
@@ -628,7 +624,7 @@ def loop_split(job: Job, repo: Path = REPO) -> tuple[float, float] | None:
 SPLIT_RULES = ("fhn_train", "eos_train")
 
 
-def _runs_twice(config: Mapping[str, Any], job: Job) -> bool:
+def _runs_twice(job: Job) -> bool:
     """Jobs measured at both sizes: those whose fixed and per-unit costs are not split by
     their own records (a second size, twice the work, separates them)."""
     return job.rule in LENGTH_RULES and job.rule not in SPLIT_RULES
@@ -787,7 +783,7 @@ def calibrate(
         run_targets = targets
         if size == 2:
             # only the jobs whose work the size changes run again, named by their outputs
-            again = [j for j in first if _runs_twice(config, j) and j.rule not in skipped]
+            again = [j for j in first if _runs_twice(j) and j.rule not in skipped]
             run_targets = sorted({o for j in again for o in j.output[:1]})
             if not run_targets:
                 break
