@@ -6,6 +6,8 @@ mapped on the very samples they descended (so the trajectory's losses are the hi
 losses); minibatch runs on ``n_samples`` training samples chosen as the run chose its subsets.
 """
 
+import time
+
 from otgap.analysis.eos import landscape_samples, rebuild_run, run_loss
 from otgap.io import write_json, write_npz
 from otgap.jobs import job
@@ -23,6 +25,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         f"{len(run.snapshots)} snapshots of {run.snapshots.shape[1]} parameters; {len(idx)} "
         f"samples; device {device}"
     )
+    t0 = time.perf_counter()
     out = trajectory_landscape(
         model.to(device),
         run_loss(run.settings),
@@ -33,6 +36,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         padding=float(p["padding"]),
         chunk_size=int(p["chunk_size"]),
     )
+    work_seconds = time.perf_counter() - t0  # the part that grows with the grid
     out["steps"] = run.snapshot_steps
     write_npz(smk.output.npz, **out)
     ev = {k: out[f"{k}_explained_variance"].tolist() for k in ("paper", "pca")}
@@ -48,6 +52,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
             "diverged": bool(run.info.get("diverged", False)),
             "explained_variance": ev,
             "device": str(device),
+            "work_seconds": round(work_seconds, 4),
             "provenance": provenance({**p, "device": smk.params.device}),
         },
     )

@@ -14,7 +14,7 @@ from otgap.deps import code_digests, job_identity
 from otgap.io import read_npz, write_csv, write_json
 from otgap.jobs import job
 from otgap.train.batched import SeedRun, train_seeds
-from otgap.train.loop import clear_checkpoint
+from otgap.train.loop import clear_checkpoint, timing_marks
 from otgap.train.provenance import provenance
 from otgap.train.sequence import fit_config, save_sequence_model, train_seed
 
@@ -90,6 +90,8 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
             "wall_seconds": result.wall_seconds if result else 0.0,
             "batched": run.batched,
             "batched_wall_seconds": extras.get("cell_wall_seconds"),
+            # (step, loop seconds) after the first evaluations and the last (batched: the cell's)
+            "loop_marks": timing_marks(result.marks) if result else [],
             "reused": run.reused,  # kept from an earlier job with the same seed identity
             "device": device,
             "final_val_loss": float(history["val_loss"].iloc[-1])

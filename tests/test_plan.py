@@ -102,6 +102,29 @@ def test_loop_split_reads_the_training_loop_time_from_the_run_records(tmp_path):
     (eos / "run.json").write_text(json.dumps(rec))
     job = P.Job(rule="eos_train", wildcards={}, benchmark=None, output=[str(eos / "model.pt")])
     assert P.loop_split(job, tmp_path) == (9.0, 2.0)  # epochs, the unit of a minibatch entry
+    # with time marks: the steady rate after the first evaluation period, times the steps done
+    marks = [[0, 3.0], [16, 5.5], [32, 7.5]]  # step 0's evaluation and the first period are warm-up
+    (eos / "run.json").write_text(json.dumps(rec | {"loop_marks": marks}))
+    assert P.loop_split(job, tmp_path) == (pytest.approx(2.0 / 16 * 32), 2.0)
+    # two marks: only the step-0 evaluation is left out
+    (eos / "run.json").write_text(json.dumps(rec | {"loop_marks": [[0, 3.0], [32, 7.0]]}))
+    assert P.loop_split(job, tmp_path) == (pytest.approx(4.0), 2.0)
+    # a batched cell: the cell's marks once, at the cell's steps (the longest seed's)
+    for seed, last in ((0, 80), (1, 80)):
+        rec = json.loads((cell / f"seed={seed}" / "run.json").read_text())
+        rec |= {"steps_done": 80 if seed == 0 else 60, "loop_marks": [[0, 1], [2, 2], [last, 11.0]]}
+        (cell / f"seed={seed}" / "run.json").write_text(json.dumps(rec))
+    job = P.Job(rule="fhn_train", wildcards={}, benchmark=None, output=outs)
+    assert P.loop_split(job, tmp_path) == (pytest.approx(9.0 / 78 * 80), 70.0)
+    # a spectrum times its products in its sidecar; the units come from the config (work_units)
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "spectrum.json").write_text(json.dumps({"work_seconds": 6.5}))
+    outs = [str(spec / "spectrum.npz"), str(spec / "spectrum.json")]
+    job = P.Job(rule="eos_spectrum", wildcards={}, benchmark=None, output=outs)
+    assert P.loop_split(job, tmp_path, 96.0) == (6.5, 96.0)
+    (spec / "spectrum.json").write_text(json.dumps({"device": "cpu"}))  # an older sidecar
+    assert P.loop_split(job, tmp_path, 96.0) is None
     fit = P._split_fit([(20.0, 14.0, 70.0), (30.0, 22.0, 110.0)])
     assert fit["slope"] == pytest.approx(36.0 / 180.0)
     assert fit["intercept"] == pytest.approx((6.0 + 8.0) / 2)
@@ -169,11 +192,14 @@ def test_calibration_overlay_shrinks_work_not_data(tmp_path):
     # one seed and the focus condition; every epoch bound (per-model overrides too) shortened
     assert small["fhn"]["seeds"] == [config["fhn"]["seeds"][0]]
     assert [c["name"] for c in small["fhn"]["conditions"]] == ["jitter"]
-    assert small["fhn"]["train"]["epochs"] == 2 and big["fhn"]["train"]["epochs"] == 4
+    # two evaluation periods (quick evaluates every 5 epochs): warm-up, then the steady one
+    every = config["fhn"]["train"]["eval_every"]
+    assert every == 5
+    assert small["fhn"]["train"]["epochs"] == 2 * every and big["fhn"]["train"]["epochs"] == 4 * every
     assert set(small["fhn"]["train"]["overrides"]) == {
         m for m, o in config["fhn"]["train"]["overrides"].items() if "epochs" in o
     }
-    assert all(o == {"epochs": 2} for o in small["fhn"]["train"]["overrides"].values())
+    assert all(o == {"epochs": 2 * every} for o in small["fhn"]["train"]["overrides"].values())
     # the dataset sizes are not touched: the jobs run at the config's real sizes
     assert small["fhn"]["dataset"] == {"rollout_n": 2}  # one batch of rollouts either way
     assert "gd_train_subset" not in small["eos"]

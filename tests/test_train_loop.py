@@ -100,3 +100,24 @@ def test_extras_survive_resume(tmp_path):
                      checkpoint_dir=tmp_path, extras=got, log=lambda m: None)
     assert torch.equal(got["v"], torch.full((3,), 6.0)) and res.resumed_from == 7
     assert math.isfinite(res.wall_seconds)
+
+
+def test_loop_marks_time_each_evaluation():
+    """A mark after every evaluation (step 0, each eval_every, the last step), its seconds taken
+    after that evaluation: a step that sleeps 0.2 s shows up between the marks around it."""
+    import time
+
+    from otgap.train.loop import timing_marks
+
+    def step_fn(i):
+        if i == 4:
+            time.sleep(0.2)
+        return 0.5
+
+    res = train_loop(step_fn=step_fn, total_steps=7, seed=0, stateful={},
+                     eval_fn=lambda i: {"x": 1.0}, eval_every=3, log=lambda m: None)
+    assert [m[0] for m in res.marks] == [0, 3, 6, 7]
+    secs = [m[1] for m in res.marks]
+    assert secs == sorted(secs) and secs[-1] <= res.wall_seconds
+    assert secs[2] - secs[1] >= 0.2 > secs[1] - secs[0]
+    assert [m[0] for m in timing_marks(res.marks, keep=2)] == [0, 3, 7]

@@ -15,9 +15,11 @@ of these sources that has it:
    with each job's work units (``work_units``: epochs x seeds for FHN training, steps or epochs
    for EoS training, Hessian-vector products for a spectrum, grid points for a landscape, ...)
    made small. Training jobs split their own time (``loop_split``: the benchmark file gives the
-   whole job, ``run.json`` the training loop and the epochs or steps it did), so one short run
-   gives their fixed part and their cost per unit; spectra, landscapes and the Landau jobs run
-   again at twice the work and are fitted ``seconds = a + b * units``. The plan evaluates each
+   whole job, ``run.json`` the loop's time after each evaluation and the epochs or steps it did;
+   the loop's first period is warm-up, the rest gives the steady cost per unit), and spectra and
+   landscapes time their products or grid (``work_seconds``), so one short run gives their fixed
+   part and their cost per unit; the Landau jobs run again at twice the work and are fitted
+   ``seconds = a + b * units``. The plan evaluates each
    fit at the config's full units; rules without work units take the mean of their calibration
    jobs. MedMNIST files are replaced by random files of the official shape; downloads that
    cannot be faked (MNIST, when its files are absent) are left out with their downstream jobs,
@@ -501,8 +503,9 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
     # one condition: the focus condition where the config has it (the analysis needs it)
     focus = fhn.get("analysis", {}).get("focus_condition")
     cond = next((c for c in fhn["conditions"] if c["name"] == focus), fhn["conditions"][0])
-    epochs = 2 * size
     train = fhn["train"]
+    # two evaluation periods: the first is warm-up, the second gives the steady rate (loop_split)
+    epochs = 2 * size * int(train.get("eval_every") or 1)
     overrides = {
         m: {"epochs": epochs} for m, o in train.get("overrides", {}).items() if "epochs" in o
     }
@@ -583,19 +586,47 @@ LENGTH_RULES = (
 )
 
 
-def loop_split(job: Job, repo: Path = REPO) -> tuple[float, float] | None:
-    """(seconds inside the training loop, work units done) of a finished training job, read from
-    its run.json files (one per seed for FHN training), or None.
+def steady_loop_seconds(rec: Mapping[str, Any], steps: float) -> float | None:
+    """The loop time a run record implies for ``steps`` steps at its steady rate, or None.
 
-    The benchmark file gives a job's whole time; the run records say how much of it was the loop
-    that grows with the epochs or steps, so the fixed part (start-up, data, final evaluation) and
-    the per-unit cost are measured apart, in one run, free of the start-up's noise.
+    The record's ``loop_marks`` are (step, loop seconds) after its evaluations. The time before
+    the first evaluation after step 0 (or, with only two marks, before the step-0 evaluation)
+    is warm-up that a long run pays once: the first evaluation, a cold first sharpness estimate,
+    first-call allocations. Only the time after it counts towards the per-step rate.
     """
+    marks = rec.get("loop_marks") or []
+    if len(marks) < 2:
+        return None
+    first = marks[1] if len(marks) >= 3 else marks[0]
+    last = marks[-1]
+    dsteps, dsec = float(last[0]) - float(first[0]), float(last[1]) - float(first[1])
+    if dsteps <= 0 or dsec < 0:
+        return None
+    return dsec / dsteps * steps
+
+
+def loop_split(job: Job, repo: Path = REPO, units: float | None = None) -> tuple[float, float] | None:
+    """(seconds of the training loop at its steady rate, work units done) of a finished training
+    job, read from its run.json files (one per seed for FHN training), or None.
+
+    The benchmark file gives a job's whole time; the run records say how fast the loop ran once
+    warm (steady_loop_seconds), so the per-unit cost is measured apart from everything a job
+    pays once (start-up, data, the loop's first period, the final evaluation), in one run and
+    free of the start-up's noise. Records without time marks fall back to the loop's whole time.
+    Spectra and landscapes record the seconds of their products or grid (``work_seconds`` in
+    their JSON sidecar), split against ``units`` (work_units).
+    """
+    if job.rule in WORK_TIMED_RULES:
+        meta = [o for o in job.output if o.endswith(".json")]
+        try:
+            seconds = float(json.loads((repo / meta[0]).read_text())["work_seconds"])
+        except (IndexError, OSError, ValueError, KeyError, TypeError):
+            return None
+        return (seconds, float(units)) if units else None
     runs = [repo / o for o in job.output if o.endswith("run.json")]
     if not runs and job.output:
         runs = [(repo / job.output[0]).parent / "run.json"]
     seconds = units = 0.0
-    batched_wall = None
     for path in runs:
         try:
             rec = json.loads(path.read_text())
@@ -604,24 +635,34 @@ def loop_split(job: Job, repo: Path = REPO) -> tuple[float, float] | None:
         if job.rule == "fhn_train":
             if rec.get("baseline"):
                 return 0.0, 1.0  # nothing is trained: the whole job is a fixed cost
+            done = float(rec["stopped_epoch"])
+            steps = float(rec.get("steps_done") or done)
             if rec.get("batched"):
-                batched_wall = float(rec["batched_wall_seconds"])
+                # the cell's loop, counted once (every seed's record carries the same marks)
+                if path != runs[0]:
+                    units += done
+                    continue
+                whole = float(rec["batched_wall_seconds"])
+                marks = rec.get("loop_marks") or []
+                steps = float(marks[-1][0]) if marks else steps  # the cell's steps
             else:
-                seconds += float(rec["wall_seconds"])
-            units += float(rec["stopped_epoch"])
+                whole = float(rec["wall_seconds"])
         elif job.rule == "eos_train":
-            seconds += float(rec["wall_seconds"])
-            done = float(rec["steps_done"])
-            units += done if rec.get("full_batch") else done / float(rec["steps_per_epoch"])
+            steps = float(rec["steps_done"])
+            done = steps if rec.get("full_batch") else steps / float(rec["steps_per_epoch"])
+            whole = float(rec["wall_seconds"])
         else:
             return None
-    if batched_wall is not None:
-        seconds = batched_wall
+        steady = steady_loop_seconds(rec, steps)
+        seconds += whole if steady is None else min(steady, whole)
+        units += done
     return (seconds, units) if units > 0 else None
 
 
-# Training rules whose run records split their time (loop_split): measured at one size.
-SPLIT_RULES = ("fhn_train", "eos_train")
+# Rules whose outputs time the part of the job that grows with its units (loop_split):
+# measured at one size. Training loops mark their evaluations; the others time their work.
+WORK_TIMED_RULES = ("eos_spectrum", "eos_landscape")
+SPLIT_RULES = ("fhn_train", "eos_train", *WORK_TIMED_RULES)
 
 
 def _runs_twice(job: Job) -> bool:
@@ -819,7 +860,7 @@ def calibrate(
             units = 0.0 if units is None else units
             points[f"{job.rule}|{job.kind()}"].append((units, est))
             points[f"{job.rule}|"].append((units, est))
-            split = loop_split(job, repo) if job.rule in SPLIT_RULES else None
+            split = loop_split(job, repo, units) if job.rule in SPLIT_RULES else None
             if split is not None:
                 splits[f"{job.rule}|{job.kind()}"].append((est.seconds, *split))
                 splits[f"{job.rule}|"].append((est.seconds, *split))

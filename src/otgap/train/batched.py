@@ -606,6 +606,7 @@ class _BatchedCell:
                     histories = [list(h) for h in payload["history"]]
                     log(f"[{label}] resumed the batched seeds from step {start}/{total}")
         t0 = time.perf_counter()
+        marks: list[tuple[int, float]] = []  # (step, seconds) after each evaluation of the cell
 
         def active_seeds() -> list[int]:
             return [s for s in range(S) if bool(st["active"][s])]
@@ -613,6 +614,7 @@ class _BatchedCell:
         with _SignalFlag() as sig:
             if start == 0:
                 self._evaluate(0, list(range(S)), histories)
+                marks.append((0, time.perf_counter() - t0))
             step = start
             while step < total and active_seeds():
                 losses = self._train_step(step)
@@ -635,6 +637,7 @@ class _BatchedCell:
                 if is_last or (eval_every and step % eval_every == 0):
                     running = active_seeds()
                     self._evaluate(step, running, histories)
+                    marks.append((step, time.perf_counter() - t0))
                     for s in running:
                         st["steps_done"][s] = step
                         ramp = ramp_epochs(cfg, self.kind)
@@ -684,6 +687,7 @@ class _BatchedCell:
                         resumed_from=resumed_from,
                         extras={**extras, "cell_wall_seconds": wall},
                         wall_seconds=wall / S,  # this seed's share of the cell's time
+                        marks=marks,  # the cell's
                     )
                 )
         return results

@@ -58,7 +58,7 @@ from otgap.losses.classification import mse_loss
 from otgap.models.classifiers import CLASSIFIERS
 from otgap.optim import OPTIMIZERS
 from otgap.optim.memory import optimizer_state_bytes
-from otgap.train.loop import SnapshotLog, train_loop
+from otgap.train.loop import SnapshotLog, timing_marks, train_loop
 from otgap.train.subsets import class_counts, subset_indices
 
 __all__ = [
@@ -515,6 +515,7 @@ def _finish(job: _EosJob, result, data: ClassificationData) -> EosResult:
         "n_snapshots": len(steps),
         "resumed_from": result.resumed_from,
         "wall_seconds": result.wall_seconds,
+        "loop_marks": timing_marks(result.marks),  # (step, loop seconds) after evaluations
         "train_seconds": float(result.extras.get("train_seconds", math.nan)),
         "optimizer_state_bytes": optimizer_state_bytes(job.optimizer),
         "full_batch": job.spec.full_batch,

@@ -58,6 +58,15 @@ class LoopResult:
     resumed_from: int | None
     extras: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    # (step, seconds since the loop began) after each evaluation: the loop's time line, so a
+    # planner can tell its first period (cold caches, a cold first estimate) from the steady ones
+    marks: list[tuple[int, float]] = field(default_factory=list)
+
+
+def timing_marks(marks: list[tuple[int, float]], keep: int = 3) -> list[list[float]]:
+    """The first ``keep`` marks and the last one, as JSON-ready pairs (for run records)."""
+    chosen = list(marks[:keep]) + (list(marks[-1:]) if len(marks) > keep else [])
+    return [[int(step), round(float(sec), 4)] for step, sec in chosen]
 
 
 class _SignalFlag:
@@ -319,11 +328,13 @@ def train_loop(
             extras.update(payload["extras"])
             log(f"[{label}] resumed from checkpoint at step {start}/{total_steps}")
 
+    marks: list[tuple[int, float]] = []
+
     def evaluate(step: int, **flags: Any) -> None:
-        if eval_fn is None:
-            return
-        record = {"step": step, **dict(eval_fn(step)), **flags}
-        history.append(record)
+        if eval_fn is not None:
+            record = {"step": step, **dict(eval_fn(step)), **flags}
+            history.append(record)
+        marks.append((step, time.perf_counter() - t0))
 
     t0 = time.perf_counter()
     diverged_step = None
@@ -363,6 +374,7 @@ def train_loop(
         resumed_from=resumed_from,
         extras=extras,
         wall_seconds=wall,
+        marks=marks,
     )
 
 
