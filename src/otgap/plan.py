@@ -345,7 +345,11 @@ def estimate_jobs(
         fit = fits.get(f"{job.rule}|{job.kind()}") or fits.get(f"{job.rule}|")
         if fit is not None:
             units = work_units(config, job)
-            if fit.get("slope") is not None and units is not None:
+            if fit.get("rate") is not None and job.rule in SEED_RULES:
+                seconds = seed_fit_seconds(
+                    fit, len(config["fhn"]["seeds"]), _fhn_epochs(config, job)
+                )
+            elif fit.get("slope") is not None and units is not None:
                 seconds = fit["intercept"] + fit["slope"] * units
             else:
                 seconds = fit["mean"]
@@ -492,7 +496,9 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
         if "seeds" in e:
             e["seeds"] = [e["seeds"][0]]
         if "steps" in e:
-            every = [v for v in (e.get("eig_every"), e.get("eval_every")) if isinstance(v, int)]
+            # the entry's evaluation periods, else the eos section's (a step count, not "epoch")
+            periods = (e.get(k, eos.get(k)) for k in ("eig_every", "eval_every"))
+            every = [v for v in periods if isinstance(v, int)]
             unit = max(every) if every else 1
             e["steps"] = unit * size
             if isinstance(e.get("checkpoint_every"), int):
@@ -525,7 +531,8 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
         # random files of the official shape (make_fake_medmnist): their MD5 is not the official one
         "data": {"root": str(scratch / "data"), "medmnist_md5": "skip"},
         "fhn": {
-            "seeds": [fhn["seeds"][0]],
+            # size 2 trains the cells with two seeds: the cost of a seed more (seed_fit)
+            "seeds": list(fhn["seeds"][: min(size, len(fhn["seeds"]))]),
             "conditions": [cond],
             "system_conditions": {system: [cond["name"]] for system in fhn["systems"]},
             "analysis": {
@@ -555,7 +562,8 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
         overlay.setdefault("systems", {})["ode_solver"] = {"a1_reference": {"n_starts": 1}}
     landau = config.get("systems", {}).get("landau")
     if landau:
-        boundary = {"epochs": size, "frame_every": 1}
+        # 1 and 6 epochs (2 and 7 frames): a slope that stands above the timing noise
+        boundary = {"epochs": 5 * size - 4, "frame_every": 1}
         overlay.setdefault("systems", {})["landau"] = {
             "seeds": [landau["seeds"][0]],
             "train": {"epochs": size},
@@ -605,7 +613,9 @@ def steady_loop_seconds(rec: Mapping[str, Any], steps: float) -> float | None:
     return dsec / dsteps * steps
 
 
-def loop_split(job: Job, repo: Path = REPO, units: float | None = None) -> tuple[float, float] | None:
+def loop_split(
+    job: Job, repo: Path = REPO, units: float | None = None
+) -> tuple[float, float] | None:
     """(seconds of the training loop at its steady rate, work units done) of a finished training
     job, read from its run.json files (one per seed for FHN training), or None.
 
@@ -665,10 +675,51 @@ WORK_TIMED_RULES = ("eos_spectrum", "eos_landscape")
 SPLIT_RULES = ("fhn_train", "eos_train", *WORK_TIMED_RULES)
 
 
+# Rules whose jobs train every seed of a cell at once: their cost per epoch depends on the
+# number of seeds (batched, less than in proportion), measured with one seed and with two.
+SEED_RULES = ("fhn_train",)
+
+
 def _runs_twice(job: Job) -> bool:
     """Jobs measured at both sizes: those whose fixed and per-unit costs are not split by
-    their own records (a second size, twice the work, separates them)."""
-    return job.rule in LENGTH_RULES and job.rule not in SPLIT_RULES
+    their own records (a second size, twice the work, separates them), and the seed rules."""
+    return job.rule in SEED_RULES or (job.rule in LENGTH_RULES and job.rule not in SPLIT_RULES)
+
+
+def seed_fit(points: list[tuple[float, float, float, float]]) -> dict[str, Any] | None:
+    """A cell's cost against its number of seeds S, from (S, job seconds, loop seconds, seed-epochs)
+    records at two or more seed counts: loop seconds per epoch ``rate + rate_per_seed * (S - 1)``
+    and the rest ``intercept + intercept_per_seed * (S - 1)``, each the least-squares line through
+    the records (negative slopes, from timing noise, clipped to 0). None with one seed count."""
+    if len({p[0] for p in points}) < 2:
+        return None
+
+    def line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+        slope = max(slope / sum((x - mx) ** 2 for x in xs), 0.0)
+        return my - slope * (mx - 1.0), slope
+
+    xs = [float(n) for n, _, _, _ in points]
+    # the cell's epochs: every seed of a calibration cell trains the same number of them
+    rates = [loop * n / units if units else 0.0 for n, _, loop, units in points]
+    fixed = [max(total - loop, 0.0) for _, total, loop, _ in points]
+    rate, rate_per_seed = line(xs, rates)
+    intercept, intercept_per_seed = line(xs, fixed)
+    return {
+        "rate": rate,
+        "rate_per_seed": rate_per_seed,
+        "intercept": intercept,
+        "intercept_per_seed": intercept_per_seed,
+        "seed_points": [list(p) for p in points],
+    }
+
+
+def seed_fit_seconds(fit: Mapping[str, Any], seeds: int, epochs: float) -> float:
+    """A cell's job seconds at ``seeds`` seeds and ``epochs`` epochs from its seed_fit."""
+    extra = max(seeds - 1, 0)
+    rate = fit["rate"] + fit["rate_per_seed"] * extra
+    return fit["intercept"] + fit["intercept_per_seed"] * extra + rate * epochs
 
 
 def missing_offline_data(config: Mapping[str, Any], repo: Path = REPO) -> dict[str, str]:
@@ -809,6 +860,7 @@ def calibrate(
     startup = _startup_seconds()
     points: dict[str, list[tuple[float, Estimate]]] = defaultdict(list)
     splits: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    seeded: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     first: list[Job] = []
     targets = ["fhn_all", "eos_all"]
     if config.get("systems"):
@@ -861,6 +913,10 @@ def calibrate(
             points[f"{job.rule}|{job.kind()}"].append((units, est))
             points[f"{job.rule}|"].append((units, est))
             split = loop_split(job, repo, units) if job.rule in SPLIT_RULES else None
+            if split is not None and job.rule in SEED_RULES:
+                n_seeds = float(len(sub_config["fhn"]["seeds"]))
+                seeded[f"{job.rule}|{job.kind()}"].append((n_seeds, est.seconds, *split))
+                seeded[f"{job.rule}|"].append((n_seeds, est.seconds, *split))
             if split is not None:
                 splits[f"{job.rule}|{job.kind()}"].append((est.seconds, *split))
                 splits[f"{job.rule}|"].append((est.seconds, *split))
@@ -872,6 +928,9 @@ def calibrate(
         )
         if splits.get(key):
             fits[key].update(_split_fit(splits[key]))
+        by_seeds = seed_fit(seeded.get(key, []))
+        if by_seeds is not None:
+            fits[key].update(by_seeds)
     out = calibration_path(config, repo)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
