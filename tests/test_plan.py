@@ -209,7 +209,18 @@ def test_calibration_overlay_shrinks_work_not_data(tmp_path):
     small, big = (P.calibration_overlay(config, tmp_path, size) for size in (1, 2))
     # one seed and the focus condition; every epoch bound (per-model overrides too) shortened
     assert small["fhn"]["seeds"] == [config["fhn"]["seeds"][0]]
-    assert big["fhn"]["seeds"] == config["fhn"]["seeds"][:2]  # the cost of a seed more
+    assert big["fhn"]["seeds"] == config["fhn"]["seeds"]  # the real cells, batched
+    # the cost of a full-horizon epoch: no curriculum in the calibration, per-model bounds too
+    assert small["fhn"]["train"]["horizon_ramp_epochs"] == 0
+    over = P.calibration_overlay(
+        {**config, "fhn": {**config["fhn"], "train": {**config["fhn"]["train"], "overrides": {
+            "grud": {"epochs": 900, "horizon_ramp_epochs": 50, "lr": 0.1}}}}},
+        tmp_path, 1,
+    )  # fmt: skip
+    every = config["fhn"]["train"]["eval_every"]
+    assert over["fhn"]["train"]["overrides"] == {
+        "grud": {"epochs": 2 * every, "horizon_ramp_epochs": 0}
+    }
     assert [c["name"] for c in small["fhn"]["conditions"]] == ["jitter"]
     # two evaluation periods (quick evaluates every 5 epochs): warm-up, then the steady one
     every = config["fhn"]["train"]["eval_every"]

@@ -513,9 +513,13 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
     # two evaluation periods: the first is warm-up, the second gives the steady rate (loop_split)
     epochs = 2 * size * int(train.get("eval_every") or 1)
     overrides = {
-        m: {"epochs": epochs} for m, o in train.get("overrides", {}).items() if "epochs" in o
+        m: _epochs_overlay({"train": o}, epochs)["train"]
+        for m, o in train.get("overrides", {}).items()
+        if _epochs_overlay({"train": o}, epochs)
     }
-    fhn_train: dict[str, Any] = {"epochs": epochs}
+    # the full horizon from the first epoch: the curriculum's short early horizons (cheaper
+    # epochs) are a small part of a full run (horizon_ramp_epochs of the epoch bound)
+    fhn_train: dict[str, Any] = {"epochs": epochs, "horizon_ramp_epochs": 0}
     if overrides:
         fhn_train["overrides"] = overrides
     if train.get("system_overrides"):
@@ -531,8 +535,9 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
         # random files of the official shape (make_fake_medmnist): their MD5 is not the official one
         "data": {"root": str(scratch / "data"), "medmnist_md5": "skip"},
         "fhn": {
-            # size 2 trains the cells with two seeds: the cost of a seed more (seed_fit)
-            "seeds": list(fhn["seeds"][: min(size, len(fhn["seeds"]))]),
+            # size 2 trains the cells with all their seeds, batched as in the real jobs: the
+            # cell's cost is measured, not extrapolated (seed_fit)
+            "seeds": list(fhn["seeds"][:1] if size == 1 else fhn["seeds"]),
             "conditions": [cond],
             "system_conditions": {system: [cond["name"]] for system in fhn["systems"]},
             "analysis": {
@@ -573,11 +578,17 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
 
 
 def _epochs_overlay(over: Mapping[str, Any], epochs: int) -> dict[str, Any]:
-    """A per-system FHN override with every epoch bound replaced by ``epochs``."""
+    """A per-system (or per-model) FHN override with every epoch bound it sets replaced by
+    ``epochs`` and every curriculum ramp it sets by 0."""
+    calib = {"epochs": epochs, "horizon_ramp_epochs": 0}
+
+    def shrink(o: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in calib.items() if k in o}
+
     out: dict[str, Any] = {}
-    if "epochs" in over.get("train", {}):
-        out["train"] = {"epochs": epochs}
-    models = {m: {"epochs": epochs} for m, o in over.get("overrides", {}).items() if "epochs" in o}
+    if shrink(over.get("train", {})):
+        out["train"] = shrink(over["train"])
+    models = {m: shrink(o) for m, o in over.get("overrides", {}).items() if shrink(o)}
     if models:
         out["overrides"] = models
     return out
