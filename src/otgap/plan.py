@@ -908,7 +908,11 @@ def calibrate(
         jobs = parse_jobs(listing)
         if size == 1:
             first = jobs
-        log(f"calibration: size {size}: {len(jobs)} jobs: {' '.join(cmd)}")
+        shown = cmd
+        if size == 2:  # the targets are the first pass's outputs: name how many, not each one
+            shown = [a for a in cmd if a not in run_targets]
+            shown.insert(len(snakemake_cmd(repo)), f"<{len(run_targets)} outputs of size 1>")
+        log(f"calibration: size {size}: {len(jobs)} jobs: {' '.join(shown)}")
         t0 = time.perf_counter()
         _snakemake_run(cmd, repo, f"size {size}")
         log(f"calibration: size {size} took {time.perf_counter() - t0:.0f} s")
