@@ -908,10 +908,12 @@ def calibrate(
         jobs = parse_jobs(listing)
         if size == 1:
             first = jobs
-        shown = cmd
-        if size == 2:  # the targets are the first pass's outputs: name how many, not each one
-            shown = [a for a in cmd if a not in run_targets]
-            shown.insert(len(snakemake_cmd(repo)), f"<{len(run_targets)} outputs of size 1>")
+        shown: list[str] = []
+        for arg in cmd:  # the second pass's targets are many paths: name how many, not each
+            if arg not in run_targets or size == 1:
+                shown.append(arg)
+            elif not shown[-1].startswith("<"):
+                shown.append(f"<{len(run_targets)} outputs of size 1>")
         log(f"calibration: size {size}: {len(jobs)} jobs: {' '.join(shown)}")
         t0 = time.perf_counter()
         _snakemake_run(cmd, repo, f"size {size}")
@@ -994,12 +996,16 @@ def plan(
         )
     else:
         text += f"\nCalibration: {cpath} ({calib['seconds']:.0f} s, sizes {calib.get('sizes')})."
-        text += (
-            "\nCalibrated FHN training runs one seed and is scaled by the number of seeds: the"
-            "\ncost of training them one after another (batched seeds measured 0.9-1.4x that"
-            "\nspeed, benchmarks/fhn_batched.py). Epoch bounds count in full: early stopping"
-            "\ncan only shorten them."
+        seeded = any(
+            "rate" in f for k, f in calib.get("fits", {}).items() if k.startswith("fhn_train|")
         )
+        text += (
+            "\nCalibrated FHN training: each cell trained with one seed and with all its seeds"
+            "\n(batched, as the jobs run), at the full horizon."
+            if seeded
+            else "\nCalibrated FHN training: one seed, scaled by the number of seeds (an older"
+            "\ncache: rerun make calibrate to measure the batched cells)."
+        ) + " Epoch bounds count in full: early stopping can only shorten them."
         for rule, why in sorted(calib.get("left_out", {}).items()):
             text += f"\nNot calibrated: {rule} and the jobs downstream of it: {why}."
     return text, rows, jobs, estimates
