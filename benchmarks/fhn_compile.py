@@ -6,7 +6,8 @@ training sequences of one (system, condition) dataset, first as written (eager),
 model wrapped in ``torch.compile`` (default mode, Inductor on CPU; the backward pass compiled by
 AOTAutograd). Prints the compile time (the first compiled step), the seconds per step of each mode
 after warm-up (best of ``--repeats`` rounds of ``--steps`` steps, alternated) and their ratio:
-eager / compiled > 1 means compilation pays. The trainer runs eager; this measures whether a
+eager / compiled > 1 means compilation pays. The first step's losses of the two modes (same
+weights, same minibatch) must agree to 1e-4 relative, or the benchmark stops. The trainer runs eager; this measures whether a
 compiled step would cut the FHN stage's CPU-hours (the paper-scale cost issue).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fhn_compile.py [--models neural_ode,grud]
@@ -78,7 +79,7 @@ def main() -> None:
     print(f"{args.config}: {args.system}/{args.condition}, batch {bs}, context {spec.n_context}, "
           f"horizon {spec.horizon}; torch {torch.__version__}, threads {torch.get_num_threads()}")  # fmt: skip
     print(f"{'model':12s} {'compile s':>10s} {'eager s/step':>13s} {'compiled s/step':>16s} "
-          f"{'eager/compiled':>15s}")  # fmt: skip
+          f"{'eager/compiled':>15s} {'loss rel diff':>14s}")  # fmt: skip
     for name in args.models.split(","):
         own = fhn_system_train(train, args.system)
         kwargs = {"hidden": int(train["hidden"]), **own["model_kwargs"].get(name, {})}
@@ -94,15 +95,18 @@ def main() -> None:
             net = torch.compile(model) if mode == "compiled" else model
             runs[mode] = make_step(net, opt, batch, spec.n_context, spec.horizon)
         t0 = time.perf_counter()
-        runs["compiled"]()  # compiles forward and backward
+        first = runs["compiled"]()  # compiles forward and backward
         compile_s = time.perf_counter() - t0
-        runs["eager"]()  # warm-up
+        # the same model, initial weights and minibatch: the first losses must agree
+        gap = abs(runs["eager"]() - first) / abs(first)
+        if gap > 1e-4:
+            raise RuntimeError(f"{name}: compiled loss {first} differs from eager (rel {gap:.1e})")
         best = {"eager": float("inf"), "compiled": float("inf")}
         for _ in range(args.repeats):  # alternated, best of each: the machine may be loaded
             for mode in ("eager", "compiled"):
                 best[mode] = min(best[mode], seconds_per_step(runs[mode], args.steps))
         print(f"{name:12s} {compile_s:10.1f} {best['eager']:13.3f} {best['compiled']:16.3f} "
-              f"{best['eager'] / best['compiled']:15.2f}", flush=True)  # fmt: skip
+              f"{best['eager'] / best['compiled']:15.2f} {gap:14.1e}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
