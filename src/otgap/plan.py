@@ -18,8 +18,9 @@ of these sources that has it:
    whole job, ``run.json`` the loop's time after each evaluation and the epochs or steps it did;
    the loop's first period is warm-up, the rest gives the steady cost per unit), and spectra and
    landscapes time their products or grid (``work_seconds``), so one short run gives their fixed
-   part and their cost per unit; the Landau jobs run again at twice the work and are fitted
-   ``seconds = a + b * units``. The plan evaluates each
+   part and their cost per unit. FHN cells train again with all the config's seeds (batched,
+   as the jobs run; ``seed_fit``), at the full horizon; the Landau boundary jobs run again at
+   more frames and are fitted ``seconds = a + b * units``. The plan evaluates each
    fit at the config's full units; rules without work units take the mean of their calibration
    jobs. MedMNIST files are replaced by random files of the official shape; downloads that
    cannot be faked (MNIST, when its files are absent) are left out with their downstream jobs,
@@ -484,8 +485,9 @@ def calibration_overlay(config: Mapping[str, Any], scratch: Path, size: int) -> 
     """The config's DAG reduced to one cell per kind, its variable work set by ``size`` (1, 2).
 
     Data sizes, models, optimizers and widths stay the config's; what shrinks is the number of
-    cells (first seed, first learning rate, the focus condition) and each job's work units
-    (work_units): training epochs or steps, SLQ products, landscape grid points.
+    cells (first seed, first learning rate, the focus condition; at size 2 every FHN seed) and
+    each job's work units (work_units): training epochs or steps, SLQ products, landscape grid
+    points.
     """
     fhn = config["fhn"]
     eos = config["eos"]
@@ -853,8 +855,9 @@ def calibrate(
     cores: int = 2,
     log=print,
 ) -> Path:
-    """Run the reduced DAG (calibration_overlay) at size 1, rerun the jobs that do not split
-    their own time at size 2, and cache per-(rule, kind) fits of seconds against work units."""
+    """Run the reduced DAG (calibration_overlay) at size 1, rerun at size 2 the FHN cells (with
+    all their seeds) and the jobs that do not split their own time, and cache per-(rule, kind)
+    fits of seconds against work units (and, for FHN cells, against their seeds)."""
     config = load_config(configfiles, repo)
     scratch = repo / config["results_root"] / config["run"] / ".plan-calibration"
     if scratch.exists():
