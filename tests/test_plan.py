@@ -116,6 +116,10 @@ def test_loop_split_reads_the_training_loop_time_from_the_run_records(tmp_path):
         (cell / f"seed={seed}" / "run.json").write_text(json.dumps(rec))
     job = P.Job(rule="fhn_train", wildcards={}, benchmark=None, output=outs)
     assert P.loop_split(job, tmp_path) == (pytest.approx(9.0 / 78 * 80), 70.0)
+    # a seed kept from an earlier job: its time is not this job's, no split
+    rec = json.loads((cell / "seed=1" / "run.json").read_text())
+    (cell / "seed=1" / "run.json").write_text(json.dumps(rec | {"reused": True}))
+    assert P.loop_split(job, tmp_path) is None
     # a spectrum times its products in its sidecar; the units come from the config (work_units)
     spec = tmp_path / "spec"
     spec.mkdir()

@@ -658,6 +658,8 @@ def loop_split(
         if job.rule == "fhn_train":
             if rec.get("baseline"):
                 return 0.0, 1.0  # nothing is trained: the whole job is a fixed cost
+            if rec.get("reused"):
+                return None  # trained by an earlier job: its time is not in this job's
             done = float(rec["stopped_epoch"])
             steps = float(rec.get("steps_done") or done)
             if rec.get("batched"):
@@ -999,7 +1001,7 @@ def plan(
         )
     else:
         text += f"\nCalibration: {cpath} ({calib['seconds']:.0f} s, sizes {calib.get('sizes')})."
-        seeded = any(
+        seeded = len(config["fhn"]["seeds"]) == 1 or any(
             "rate" in f for k, f in calib.get("fits", {}).items() if k.startswith("fhn_train|")
         )
         text += (
