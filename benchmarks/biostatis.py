@@ -13,8 +13,8 @@ forward, cross-entropy, backward, step) and ``step()`` alone, and reads the opti
 (``otgap.optim.memory.optimizer_state_bytes``) after the run. Printed: each as a ratio to AdamW,
 and ours (``otgap.optim.biostatis.BiostatisV6``) against ``AuthorsLoop`` below.
 
-Goals (issue 13): whole step <= 2.5x AdamW's on the MLP; faster than the authors' loop. The seed
-claims 1.2-1.7x time and ~1.9x memory.
+Goals: whole step <= 2.5x AdamW's on the MLP; faster than the authors' loop. The authors'
+README claims 1.2-1.7x time and ~1.9x memory.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Checkpoint size over a run, and the checkpoint I/O of the paper's EoS stage (issue 9).
+"""Checkpoint size over a run, and the checkpoint I/O of the paper's EoS stage.
 
-Baseline: the layout before issue 9, where every checkpoint carried all parameter snapshots taken
+Baseline: the earlier layout, where every checkpoint carried all parameter snapshots taken
 so far (``extras["snapshots"]``), so it grew with the run. Now the snapshots go to an append-only
 side file and the checkpoint holds only what resuming needs.
 

@@ -63,11 +63,15 @@ def main() -> None:
     params = system_params(args.system)
     scale = attractor_std(args.system, seed=0)
     data = build_dataset(args.system, Condition(**cond), args.seed, spec, 0.0, scale)
-    models = args.models.split(",") if args.models else [
-        m for m in cfg["models"] if m != "last_observation"
-    ]
+    models = (
+        args.models.split(",")
+        if args.models
+        else [m for m in cfg["models"] if m != "last_observation"]
+    )
     print(f"{args.config}: {args.system}/{args.condition} seed {args.seed}")
-    print(f"{'model':18s} {'stop':>5s} {'best@stop':>10s} {'best@2x':>10s} {'improve':>8s} {'s':>6s}")
+    print(
+        f"{'model':18s} {'stop':>5s} {'best@stop':>10s} {'best@2x':>10s} {'improve':>8s} {'s':>6s}"
+    )
     for name in models:
         own = fhn_system_train(train, args.system)  # the system's own settings merged in
         settings = {**train, **own["overrides"].get(name, {})}
@@ -78,20 +82,36 @@ def main() -> None:
         patience = int(base.patience)
         # first the stopped run, to know its stopping epoch (cheap relative to the long run)
         t0 = time.perf_counter()
-        _, res = train_seed(name, kwargs, data, base, args.seed,
-                            true_field=partial(vector_field, system=args.system),
-                            log=lambda msg: None)
+        _, res = train_seed(
+            name,
+            kwargs,
+            data,
+            base,
+            args.seed,
+            true_field=partial(vector_field, system=args.system),
+            log=lambda msg: None,
+        )
         stop, _ = stop_epoch(res.history, patience)
-        long_cfg = fit_config({**settings, "patience": None,
-                               "epochs": int(np.ceil(args.factor * max(stop, 1)))})
-        _, res2 = train_seed(name, kwargs, data, long_cfg, args.seed,
-                             true_field=partial(vector_field, system=args.system),
-                             log=lambda msg: None)
+        long_cfg = fit_config(
+            {**settings, "patience": None, "epochs": int(np.ceil(args.factor * max(stop, 1)))}
+        )
+        _, res2 = train_seed(
+            name,
+            kwargs,
+            data,
+            long_cfg,
+            args.seed,
+            true_field=partial(vector_field, system=args.system),
+            log=lambda msg: None,
+        )
         b1 = best_until(res2.history, stop)
         b2 = best_until(res2.history, args.factor * stop)
         rel = (b1 - b2) / b1
-        print(f"{name:18s} {stop:5d} {b1:10.3e} {b2:10.3e} {100 * rel:7.2f}% "
-              f"{time.perf_counter() - t0:6.1f}", flush=True)
+        print(
+            f"{name:18s} {stop:5d} {b1:10.3e} {b2:10.3e} {100 * rel:7.2f}% "
+            f"{time.perf_counter() - t0:6.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

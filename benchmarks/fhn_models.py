@@ -80,9 +80,11 @@ def main() -> None:
     t, y, obs = irregular_batch(args.batch, args.length)
     sub = min(args.loop_subset, args.batch)
     ts, ys, obss = t[:sub], y[:sub], obs[:sub]
-    print(f"torch {torch.__version__}, {platform.machine()}, {args.threads} thread(s); "
-          f"batch {args.batch} x {args.length} points, hidden {args.hidden}; "
-          f"loop timed on {sub} samples and scaled x{args.batch / sub:g}")
+    print(
+        f"torch {torch.__version__}, {platform.machine()}, {args.threads} thread(s); "
+        f"batch {args.batch} x {args.length} points, hidden {args.hidden}; "
+        f"loop timed on {sub} samples and scaled x{args.batch / sub:g}"
+    )
     print(f"{'model':16s} {'batched s':>10s} {'loop s':>10s} {'ratio':>8s} {'max |dgrad|':>12s}")
     for name in SEQUENCE_MODELS:
         if name == "neural_ode_oracle":

@@ -60,11 +60,17 @@ def main() -> None:
     err = max(np.abs(ours[i] - r).max() for i, r in zip(idx, refs, strict=True))
 
     print(f"machine: {cpu_name()}, {platform.machine()}, numpy {np.__version__}")
-    print(f"problem: fhn, {args.n} trajectories x {args.outputs} outputs, dt 0.5, t_end {t[-1]:.0f}")
+    print(
+        f"problem: fhn, {args.n} trajectories x {args.outputs} outputs, dt 0.5, t_end {t[-1]:.0f}"
+    )
     print(f"batched RK4 (otgap.data.fhn.simulate): {t_ours:8.2f} s   max error vs DOP853 {err:.2e}")
-    print(f"solve_ivp DOP853 loop (rtol 1e-12)   : {t_loop:8.2f} s   (timed on {args.subset}, extrapolated)")
-    print(f"speed-up: {t_loop / t_ours:.1f}x  (target >= 50x; accuracy target <= 1e-6: "
-          f"{'met' if err <= 1e-6 else 'NOT met'})")
+    print(
+        f"solve_ivp DOP853 loop (rtol 1e-12)   : {t_loop:8.2f} s   (timed on {args.subset}, extrapolated)"
+    )
+    print(
+        f"speed-up: {t_loop / t_ours:.1f}x  (target >= 50x; accuracy target <= 1e-6: "
+        f"{'met' if err <= 1e-6 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

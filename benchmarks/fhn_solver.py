@@ -64,8 +64,14 @@ def main() -> None:
 
     def err(model) -> float:
         """Error of the solver itself: a float64 copy, so float32 rounding does not mask it."""
-        m64 = build_sequence_model("neural_ode", hidden=args.hidden, n_sub=model.n_sub,
-                                   solver=model.solver, rtol=model.rtol, atol=model.atol).double()
+        m64 = build_sequence_model(
+            "neural_ode",
+            hidden=args.hidden,
+            n_sub=model.n_sub,
+            solver=model.solver,
+            rtol=model.rtol,
+            atol=model.atol,
+        ).double()
         m64.load_state_dict(model.state_dict())
         with torch.no_grad():
             return float((m64(t, y.double(), obs) - ref).abs().max())
@@ -76,15 +82,23 @@ def main() -> None:
     print(f"rk4 n_sub={args.n_sub}: max error {e_rk4:.2e}, forward+backward {s_rk4 * 1e3:.1f} ms")
     for adjoint in (False, True):
         for tol in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7):
-            m = build_sequence_model("neural_ode", hidden=args.hidden, solver="dopri5",
-                                     rtol=tol, atol=tol / 10, adjoint=adjoint)
+            m = build_sequence_model(
+                "neural_ode",
+                hidden=args.hidden,
+                solver="dopri5",
+                rtol=tol,
+                atol=tol / 10,
+                adjoint=adjoint,
+            )
             m.load_state_dict(base.state_dict())
             e = err(m)
             if e <= e_rk4 or tol == 1e-7:
                 s = timed(m, t, y, obs, 1 if adjoint else args.repeats)
                 tag = "matched" if e <= e_rk4 else "UNMET"
-                print(f"dopri5 rtol={tol:g} adjoint={adjoint}: max error {e:.2e} ({tag}), "
-                      f"forward+backward {s * 1e3:.1f} ms, ratio dopri5/rk4 = {s / s_rk4:.1f}x")
+                print(
+                    f"dopri5 rtol={tol:g} adjoint={adjoint}: max error {e:.2e} ({tag}), "
+                    f"forward+backward {s * 1e3:.1f} ms, ratio dopri5/rk4 = {s / s_rk4:.1f}x"
+                )
                 break
 
 

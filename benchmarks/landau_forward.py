@@ -1,14 +1,14 @@
-"""Landau layer: two matrix products (otgap.models.landau) vs the seed's per-sample weight tensor.
+"""Landau layer: two matrix products (otgap.models.landau) vs the source's per-sample weight tensor.
 
-MNIST size of seed 002's first layer: 784 -> 156, batch 128, float32. The literal version (seed
-002's ``forward``, transcribed below) builds ``W2`` of shape (batch, out, in) = 62.6 MB and a
+MNIST size of the Landau network's first layer: 784 -> 156, batch 128, float32. The literal version
+(the second Landau post's ``forward``, transcribed below) builds ``W2`` of shape (batch, out, in) = 62.6 MB and a
 batched matrix-vector product; ``LandauLayer`` computes ``cosh(5b) W (a*x) + t_dyn sinh(5b) W x``.
 Both are timed (median of ``--repeats`` runs of ``--inner`` calls) for the forward pass alone and
 for a training step (forward + backward). Peak memory: on CPU each variant's first call runs in a
 fresh subprocess, and the peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``
 just before the call) minus the resident set before it is reported; on CUDA,
 ``torch.cuda.max_memory_allocated`` above the memory in use before the call. The outputs are
-checked to agree first. Goal (issue 12): >= 5x faster, >= 10x less peak memory.
+checked to agree first. Goal: >= 5x faster, >= 10x less peak memory.
 
     .venv/bin/python benchmarks/landau_forward.py [--batch 128] [--threads 1] [--device cpu]
 """
@@ -31,7 +31,7 @@ IN, OUT = 784, 156
 
 
 class SeedLandauForward(nn.Module):
-    """Seed 002's forward, literally (parameters shared with a LandauLayer)."""
+    """The Landau post's forward, literally (parameters shared with a LandauLayer)."""
 
     def __init__(self, layer: LandauLayer) -> None:
         super().__init__()

@@ -8,7 +8,12 @@ losses); minibatch runs on ``n_samples`` training samples chosen as the run chos
 
 import time
 
-from otgap.analysis.eos import landscape_samples, rebuild_run, run_loss
+from otgap.analysis.eos import (
+    batchnorm_at_last_snapshot,
+    landscape_samples,
+    rebuild_run,
+    run_loss,
+)
 from otgap.io import write_json, write_npz
 from otgap.jobs import job
 from otgap.landscape.trajectory import trajectory_landscape
@@ -25,9 +30,13 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         f"{len(run.snapshots)} snapshots of {run.snapshots.shape[1]} parameters; {len(idx)} "
         f"samples; device {device}"
     )
+    model = model.to(device)
+    bn_note = batchnorm_at_last_snapshot(model, run.snapshots, data.x_train[idx].to(device))
+    if bn_note:
+        log(bn_note)
     t0 = time.perf_counter()
     out = trajectory_landscape(
-        model.to(device),
+        model,
         run_loss(run.settings),
         run.snapshots,
         data.x_train[idx].to(device),
@@ -52,6 +61,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
             "diverged": bool(run.info.get("diverged", False)),
             "explained_variance": ev,
             "device": str(device),
+            "batchnorm": bn_note or None,
             "work_seconds": round(work_seconds, 4),
             "provenance": provenance({**p, "device": smk.params.device}),
         },

@@ -14,8 +14,14 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     props = read_npz(smk.input.lyapunov, required=("lyapunov", "attractor_std"))
     lam = float(props["lyapunov"])
     arrays = build_dataset(
-        system, condition, seed, spec, lam, props["attractor_std"],
-        orbit=props.get("attractor_orbit"), orbit_period=props.get("attractor_period"),
+        system,
+        condition,
+        seed,
+        spec,
+        lam,
+        props["attractor_std"],
+        orbit=props.get("attractor_orbit"),
+        orbit_period=props.get("attractor_period"),
     )
     log(
         f"{system}/{condition.name}/seed {seed}: "

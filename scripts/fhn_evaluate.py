@@ -15,7 +15,11 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     pairs = [(seed, m) for seed in seeds for m in models]
     data_by_seed = dict(zip(seeds, smk.input.data, strict=True))
     outputs = zip(
-        pairs, smk.input.models, smk.output.metrics, smk.output.curves, smk.output.meta,
+        pairs,
+        smk.input.models,
+        smk.output.metrics,
+        smk.output.curves,
+        smk.output.meta,
         strict=True,
     )
     cache = {}
@@ -36,5 +40,9 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         write_npz(curves_path, **curves)
         write_json(
             meta_path,
-            {"model": name, "seed": seed, "provenance": provenance({**s, "model": name, "seed": seed})},
+            {
+                "model": name,
+                "seed": seed,
+                "provenance": provenance({**s, "model": name, "seed": seed}),
+            },
         )

@@ -16,6 +16,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
         conditions=list(smk.params.conditions),
         reference=smk.params.reference,
         exclude_systems=list(smk.params.exclude_systems),
+        tuning=pd.read_csv(smk.input.tuning) if "tuning" in smk.input.keys() else None,
     )
     write_text(smk.output.tex, tex)
     log(f"{len(stats)} statistics rows tabulated")

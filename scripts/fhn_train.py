@@ -11,7 +11,7 @@ import torch
 
 from otgap.data.fhn import vector_field
 from otgap.deps import code_digests, job_identity
-from otgap.io import read_npz, write_csv, write_json
+from otgap.io import read_json, read_npz, write_csv, write_json
 from otgap.jobs import job
 from otgap.train.batched import SeedRun, train_seeds
 from otgap.train.loop import clear_checkpoint, timing_marks
@@ -21,6 +21,13 @@ from otgap.train.sequence import fit_config, save_sequence_model, train_seed
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     smk = snakemake  # noqa: F821
     s = dict(smk.params.settings)
+    lr_source = "config"
+    tuning = getattr(smk.input, "tuning", None)
+    if tuning:  # fhn.train.tuning: the cell's lr chosen on validation data
+        tuned = read_json(tuning)
+        if tuned.get("model") != s["model"]:
+            raise ValueError(f"{tuning} is for model '{tuned.get('model')}'")
+        s["lr"], lr_source = float(tuned["chosen_lr"]), "tuned"
     name, seeds = s["model"], [int(x) for x in s["seeds"]]
     model_kwargs = {"hidden": int(s["hidden"]), **dict(s["model_kwargs"])}
     cfg = fit_config(s)
@@ -81,6 +88,10 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
             "keep": cfg.keep,
             "steps_done": result.steps_done if result else 0,
             "stopped_epoch": extras.get("stopped_epoch"),
+            # the convergence check's inputs: the epoch bound and the lr this run trained at
+            "epoch_bound": cfg.epochs,
+            "lr": cfg.lr,
+            "lr_source": lr_source,
             "best_epoch": extras.get("best_epoch"),
             "best_val_loss": extras.get("best_val_loss"),
             "diverged": result.diverged if result else False,

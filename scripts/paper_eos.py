@@ -18,14 +18,19 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     copy_atomic(smk.input.multiseed, smk.output.multiseed)
     figures = figure_float(
         "generated/eos_multiseed.pdf",
-        "Loss and sharpness over training, mean over seeds with a 95\\% band, against the "
-        "stability threshold; the loss landscape around the trajectory. "
+        "(a) Loss and (b) sharpness $\\lambda_1$ and, for SGD and heavy ball, batch sharpness "
+        "relative to the stability threshold (log axes): geometric mean over seeds with a "
+        "95\\% band from 3 or more seeds, one line per seed with fewer; step 0 of "
+        "preconditioned runs not drawn; dotted line: the threshold, shaded: above it. "
+        "(c) Loss surface and (d) contours around the median-final-loss seed's trajectory; "
+        "(e) summary (late phase: each seed's median over its last third of measurements). "
         + caption_tail("eos_figures", "scripts/eos_figures.py", smk.input.sidecar),
         "fig:eos-multiseed",
     ) + figure_float(
         "generated/eos_comparison.pdf",
-        "Sharpness relative to each optimizer's stability threshold, every configuration of "
-        "the first dataset, model and loss. "
+        "Sharpness relative to each optimizer's stability threshold (log axis), every "
+        "configuration of the first dataset, model and loss: $\\lambda_1$ solid, batch "
+        "sharpness dashed; bands as in Figure~\\ref{fig:eos-multiseed}. "
         + caption_tail("eos_figures_compare", "scripts/eos_figures_compare.py", smk.input.sidecar),
         "fig:eos-comparison",
     )

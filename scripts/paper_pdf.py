@@ -3,12 +3,13 @@ latexmk with SOURCE_DATE_EPOCH, the PDF copied atomically to its declared output
 
 from otgap.jobs import job
 from otgap.paper.assemble import assemble_build_dir
-from otgap.paper.build import compile_pdf
+from otgap.paper.build import compile_pdf, require_tex
 from otgap.paper.sources import copy_atomic
 
 with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     smk = snakemake  # noqa: F821
     p = smk.params
+    require_tex()  # first: a missing TeX says what to install, before any work
     build = assemble_build_dir(
         p.build_dir,
         sources=[str(s) for s in smk.input.sources],

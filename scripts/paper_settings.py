@@ -10,7 +10,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     this = settings_macros(settings["this"], "Cfg")
     other = settings_macros(settings.get("other"), "Orig")
     text = this.render("settings of this run (rule paper_settings)") + other.render(
-        "settings of the original-settings run (config/<paper.compare_run>.yaml)"
+        "settings of the original code (config/original.yaml over config/config.yaml)"
     )
     write_text(smk.output.macros, text)
     log(f"{len(this.macros) + len(other.macros)} macros")

@@ -4,6 +4,7 @@ import pandas as pd
 
 from otgap.io import write_csv, write_json, write_text
 from otgap.jobs import job
+from otgap.plots.landau import noise_figure
 from otgap.tables.landau import comparison_table, summarise
 from otgap.train.provenance import provenance
 
@@ -15,6 +16,7 @@ with job(snakemake) as log:  # noqa: F821 - injected by Snakemake
     summary = summarise(runs)
     write_csv(smk.output.csv, summary)
     write_text(smk.output.tex, comparison_table(summary))
+    noise_figure(runs, smk.output.noise_pdf, smk.output.noise_png)
     write_json(smk.output.sidecar, provenance({"inputs": list(smk.input.runs)}))
     for r in summary.itertuples():
         log(

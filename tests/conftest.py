@@ -31,7 +31,9 @@ QUICK = ["--configfile", "config/quick.yaml"]
 def snakemake(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the venv's snakemake on the workflow (dry runs mostly) and capture its output."""
     cmd = [SNAKEMAKE, "-s", "workflow/Snakefile", "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    # The full per-job listing (inputs, outputs), which tests read, not the one-line console.
+    env = {**os.environ, "OTGAP_JOB_DETAILS": "1"}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def job_counts(output: str) -> dict[str, int]:

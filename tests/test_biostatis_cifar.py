@@ -1,4 +1,4 @@
-"""ResNet-18 (torchvision's layout, written here) and the CIFAR-10 augmentation of seed 003's
+"""ResNet-18 (torchvision's layout, written here) and the CIFAR-10 augmentation of BiostatisV6's
 benchmark."""
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def test_augment_matches_a_per_image_crop_and_flip():
     reason="needs otgap.data.cifar10 and rule cifar10_download (the data branch)",
 )
 def test_cifar_config_dry_run(tmp_path):
-    """config/biostatis_cifar.yaml plans the download, 3 seeds x 2 optimizers and the table."""
+    """config/biostatis_cifar.yaml plans the download, 3 seeds x 3 arms (the authors' AdamW 3e-4
+    and V6 1e-3, and the lr-matched AdamW) and the table."""
     proc = snakemake(
         "-n",
         "--configfile",
@@ -71,7 +72,8 @@ def test_cifar_config_dry_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts.get("biostatis_cifar_train") == 6
+    assert counts.get("biostatis_cifar_train") == 9
+    assert "lr=0.00128" in proc.stdout + proc.stderr  # the lr-matched AdamW arm
     assert counts.get("biostatis_cifar_table") == 1
     assert counts.get("cifar10_download") == 1
 

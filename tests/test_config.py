@@ -42,8 +42,14 @@ def test_defaults_are_filled():
 @pytest.mark.parametrize(
     ("mutate", "where"),
     [
-        (lambda c: c["fhn"]["conditions"][1].update(obs_fraction=1.5), "fhn.conditions[1].obs_fraction"),
-        (lambda c: c["fhn"]["conditions"][0].update(obs_fraction=0), "fhn.conditions[0].obs_fraction"),
+        (
+            lambda c: c["fhn"]["conditions"][1].update(obs_fraction=1.5),
+            "fhn.conditions[1].obs_fraction",
+        ),
+        (
+            lambda c: c["fhn"]["conditions"][0].update(obs_fraction=0),
+            "fhn.conditions[0].obs_fraction",
+        ),
         (lambda c: c["eos"]["optimizers"][0].update(lrs=[-0.1]), "eos.optimizers[0].lrs[0]"),
         (lambda c: c["fhn"]["train"].update(lr="fast"), "fhn.train.lr"),
         (lambda c: c["fhn"]["dataset"].update(n_trian=3), "fhn.dataset"),

@@ -77,7 +77,7 @@ def server(files):
 
 
 def test_official_table_matches_references_section_11():
-    # Transcribed from REFERENCES.md s.11 (the torchvision mirror and its MD5s).
+    # Transcribed from docs/sources.md#mnist-and-cifar-10 (the torchvision mirror and its MD5s).
     assert mnist.MNIST_URL == "https://ossci-datasets.s3.amazonaws.com/mnist/"
     assert mnist.MNIST_MD5 == {
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",

@@ -36,7 +36,7 @@ def test_biostatis_and_adamw_rows_with_the_same_seeds(tables):
 
 def test_representation_metrics_match_the_saved_weights(tables, quick_run):
     runs, _, _ = tables
-    for _, r in runs.iterrows():
+    for _, r in runs[runs["arm"] == "eos"].iterrows():  # arms keep no weights
         folder = (
             quick_run
             / "eos"
@@ -50,3 +50,42 @@ def test_representation_metrics_match_the_saved_weights(tables, quick_run):
         s = np.linalg.svd(last.double().numpy(), compute_uv=False)
         assert r["top5"] == pytest.approx(s[:5].sum() / s.sum(), rel=1e-9)
         assert r["erank"] == pytest.approx(s.sum() ** 2 / (s**2).sum(), rel=1e-9)
+
+
+def test_lr_matched_arm_uses_the_recorded_gain(tables, quick_run):
+    """The matched-lr file is V6's lr x the mean of its runs' recorded gains, the AdamW arm ran at
+    that lr, and the table pairs it with V6 (the gain is read from the V6 runs' run.json here)."""
+    import json
+
+    runs, comparison, tex = tables
+    matched = json.loads((quick_run / "aggregate" / "biostatis" / "matched_lr.json").read_text())
+    v6 = runs[(runs["arm"] == "eos") & (runs["optimizer"] == "biostatis")]
+    v6 = v6[v6["lr"].astype(float) == matched["v6_lr"]]
+    gains = []
+    for _, r in v6.iterrows():
+        folder = (
+            quick_run / "eos" / f"dataset={r['dataset']}/model={r['model']}/optimizer=biostatis/"
+            f"lr={format_lr(r['lr'])}/loss={r['loss']}/seed={r['seed']}"
+        )
+        info = json.loads((folder / "run.json").read_text())
+        gains.append(info["effective_step"]["effective_gain"])
+        trace = info["optimizer_trace"]
+        assert len(trace) >= 1 and all(t["gain_min"] <= t["gain_max"] for t in trace)
+    assert matched["matched_lr"] == pytest.approx(matched["v6_lr"] * np.mean(gains), rel=1e-12)
+    arm = runs[runs["arm"] == "matched"]
+    assert len(arm) == len(v6) and (arm["optimizer"] == "adamw").all()
+    assert arm["lr"].astype(float).to_numpy() == pytest.approx(matched["matched_lr"], rel=1e-12)
+    row = comparison[comparison["pairing"] == "lr-matched"]
+    assert len(row) == 1 and row["baseline_lr"].iloc[0] == pytest.approx(matched["matched_lr"])
+    assert "lr-matched" in tex and "Eff. step" in tex
+
+
+def test_lr_sweep_spans_ten_times_for_both_optimizers(tables):
+    runs, comparison, _ = tables
+    for opt in ("biostatis", "adamw"):
+        lrs = runs[(runs["optimizer"] == opt) & runs["arm"].isin(["eos", "sweep"])]["lr"]
+        lrs = sorted(set(lrs.astype(float)))
+        assert len(lrs) >= 3 and lrs[-1] / lrs[0] >= 10 - 1e-9, (opt, lrs)
+    sweep = comparison[comparison["pairing"].isin(["sweep", "nominal lr"])]
+    assert (sweep["lr"].astype(float) == sweep["baseline_lr"].astype(float)).all()
+    assert len(set(sweep["lr"].astype(float))) >= 3  # every sweep lr paired at equal lr

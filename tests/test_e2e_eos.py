@@ -58,7 +58,8 @@ def test_figures_table_and_per_run_files_exist(quick_run, agg):
                 assert (d / f"{name}.png").stat().st_size > 10_000
     tex = (quick_run / "tables" / "eos" / "summary.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
-    assert tex.count(r"\pm") >= len(summary.groupby(["optimizer", "lr"]))
+    # test accuracy as mean \pm std wherever a configuration has 2 or more seeds
+    assert tex.count(r"\pm") >= int((summary.groupby(["optimizer", "lr"]).size() >= 2).sum())
 
 
 def test_landscape_and_spectrum_files(quick_run):
@@ -73,6 +74,8 @@ def test_landscape_and_spectrum_files(quick_run):
             assert np.allclose(f["paper_coords"][0], 0.0, atol=1e-4)  # centred at the init
             assert np.isfinite(f["paper_loss"]).mean() > 0.5
         spec = path.with_name("spectrum.npz")
+        if not spec.exists():  # spectra only for each configuration's first seed (figures)
+            continue
         with np.load(spec) as f:
             assert f["density"].shape[0] == len(f["steps"]) <= 3
             np.testing.assert_allclose(f["weights"].sum(axis=1), 1.0, rtol=1e-6)
@@ -131,7 +134,7 @@ def test_full_batch_momentum_and_adam_hover_at_their_thresholds(agg, optimizer):
         assert loss[-1] < 0.1 * loss[0], f"{where}: loss {loss[0]:.4g} -> {loss[-1]:.4g}"
         row = summary[(summary[RUN_KEYS[:-1]] == pd.Series(where)[RUN_KEYS[:-1]]).all(axis=1)]
         row = row[row["seed"] == int(where["seed"])].iloc[0]
-        assert row["edge_ratio_median"] == pytest.approx(edge, rel=1e-9)
+        assert row["late_ratio_median"] == pytest.approx(edge, rel=1e-9)
         assert row["loss_ratio"] == pytest.approx(loss[-1] / loss[0], rel=1e-9)
 
 

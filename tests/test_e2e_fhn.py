@@ -18,8 +18,15 @@ from .conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
-ALWAYS_FINITE = ["rmse_interp", "mae", "rmse_extrap", "mae_extrap", "rmse_rollout",
-                 "mae_rollout", "phase_divergence"]
+ALWAYS_FINITE = [
+    "rmse_interp",
+    "mae",
+    "rmse_extrap",
+    "mae_extrap",
+    "rmse_rollout",
+    "mae_rollout",
+    "phase_divergence",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +71,15 @@ def test_every_run_present_with_finite_metrics(quick_run, frame, fhn_cfg):
     assert bad.empty, f"non-finite metrics:\n{bad}"
     # VPT is defined exactly where the system has a Lyapunov time
     for (system, condition, seed), grp in frame.groupby(["system", "condition", "seed"]):
-        path = (quick_run / "data" / "fhn" / f"system={system}" / f"condition={condition}"
-                / f"seed={seed}" / "dataset.npz")
+        path = (
+            quick_run
+            / "data"
+            / "fhn"
+            / f"system={system}"
+            / f"condition={condition}"
+            / f"seed={seed}"
+            / "dataset.npz"
+        )
         lyap_time = float(read_npz(path)["lyapunov_time"])
         assert np.isfinite(grp["vpt"]).all() == math.isfinite(lyap_time)
 
@@ -84,7 +98,7 @@ def test_trained_models_beat_last_observation_on_interpolation(frame):
             )
 
 
-# ---- the fair-test checks of issue 10, on the run itself ---------------------------------------
+# ---- the fair-test checks (one protocol for every model), on the run itself ----------------------
 
 
 def test_quick_run_has_at_least_three_seeds_and_both_systems(fhn_cfg):

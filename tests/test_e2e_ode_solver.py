@@ -18,22 +18,27 @@ ODE = CFG["systems"]["ode_solver"]
 
 
 def test_errors_table_and_figure(quick_run):
+    from otgap.tables.ode_solver import COLUMNS
+
     root = quick_run / "systems" / "ode_solver"
-    frame = pd.read_csv(root / "errors.csv")
-    assert list(frame.columns) == [
-        "problem",
-        "max_abs_error",
-        "rms_error",
-        "n_collocation",
-        "n_params",
-        "train_seconds",
-    ]
-    assert list(frame["problem"]) == list(ODE["problems"])
-    errors = frame.set_index("problem")["max_abs_error"]
+    frame = pd.read_csv(root / "errors.csv", dtype={"worst_seed": str})
+    assert list(frame.columns) == list(COLUMNS)
+    # per problem: the networks over every seed, then the classical solver
+    assert list(frame["problem"]) == [p for p in ODE["problems"] for _ in range(2)]
+    network = frame[frame["method"] == "network"].set_index("problem")
+    classical = frame[frame["method"] != "network"].set_index("problem")
+    assert (network["n_seeds"] == len(ODE["seeds"])).all() and len(ODE["seeds"]) >= 3
     for name in ("decay", "logistic"):
-        if name in errors:
-            assert errors[name] <= 1e-3
-    assert (frame["train_seconds"] > 0).all()
+        if name in network.index:
+            assert network.loc[name, "worst_max_abs_error"] <= 1e-3
+    # a seed that missed the tolerance is counted; otherwise the worst error is within it
+    for name, row in network.iterrows():
+        if row["n_failed"] == 0:
+            assert row["worst_max_abs_error"] <= 1e-2, name
+    assert (classical["worst_max_abs_error"] <= 1e-3).all()
+    assert (frame["median_seconds"] > 0).all()
+    solution = read_npz(root / f"problem={ODE['problems'][0]}" / "solution.npz")
+    assert solution["pred"].shape[0] == len(ODE["seeds"])  # the figure draws every seed
     assert (root / "errors.tex").read_text().count(r"\toprule") == 1
     for ext in ("pdf", "png"):
         assert (root / f"figure.{ext}").stat().st_size > 10_000

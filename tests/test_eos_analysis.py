@@ -12,10 +12,14 @@ from torch.func import functional_call
 from otgap.analysis.eos import (
     config_statistics,
     hessian_spectra,
+    late_median,
     run_summary,
     run_trajectory,
+    seed_interval,
     set_flat_parameters,
+    share_above,
     spectrum_snapshot_indices,
+    wilson_interval,
 )
 from otgap.landscape import loss_at_point_loop, paper_plane, pca_plane, project
 from otgap.landscape.grid import flat_parameters
@@ -119,13 +123,70 @@ def test_run_summary_by_hand():
     assert s["final_ratio"] == pytest.approx(1.2)
     assert s["frac_above"] == pytest.approx(np.mean(measured > 1))
     assert s["first_step_above"] == 300
-    # late = steps >= 600: 10.5, 10.2, 12.0
+    # late phase = the last third of the 7 measurements (ceil(7/3) = 3): 1.05, 1.02, 1.2
     assert s["late_ratio_median"] == pytest.approx(1.05)
-    # edge = the last third of the 7 measurements (ceil(7/3) = 3): 1.05, 1.02, 1.2
-    assert s["edge_ratio_median"] == pytest.approx(1.05)
+    assert "edge_ratio_median" not in s  # one late-phase definition only
+    assert s["n_above"] == 4 and s["n_measurements"] == 7
+    assert s["steps_to_edge"] == 300  # first ratio >= 0.9: 1.1 at step 300
+    assert np.isnan(s["bs_late_ratio_median"]) and s["bs_n_measurements"] == 0
     assert s["loss_ratio"] == pytest.approx(0.1)  # train loss 1 -> 0.1
     assert s["final_test_acc"] == pytest.approx(0.8)
     assert not s["diverged"] and s["diverged_step"] == -1
+
+
+def test_preconditioned_step0_is_left_out():
+    """A synthetic adaptive run whose step-0 ratio is huge (preconditioner (1 - beta1)|g|): the
+    late phase, max, share above and steps-to-edge come from the later measurements only."""
+    keys = dict(dataset="d", model="m", optimizer="adam", lr="0.001", loss="mse", seed=0)
+    sharp = [5.0e4, 0.5, 0.7, 0.8, 0.9, 1.1, 0.95]  # threshold 1: ratios equal sharpness
+    traj = run_trajectory(keys, _history(sharp, 1.0), 1.0)
+    s = run_summary(traj, {"steps": 600, "preconditioned": True})
+    assert s["step0_ratio"] == pytest.approx(5.0e4)
+    assert s["max_ratio"] == pytest.approx(1.1)
+    assert s["n_measurements"] == 6 and s["n_above"] == 1
+    assert s["frac_above"] == pytest.approx(1 / 6)
+    # last third of the 6 later measurements (ceil(6/3) = 2): 1.1, 0.95
+    assert s["late_ratio_median"] == pytest.approx(1.025)
+    assert late_median(traj, preconditioned=True) == pytest.approx(1.025)
+    assert s["steps_to_edge"] == 400
+    # the same history read as not preconditioned keeps step 0 (the old, misleading numbers)
+    plain = run_summary(traj, {"steps": 600, "preconditioned": False})
+    assert plain["max_ratio"] == pytest.approx(5.0e4) and plain["n_above"] == 2
+    assert plain["steps_to_edge"] == 0
+
+
+def test_batch_sharpness_ratio_summary():
+    keys = dict(dataset="d", model="m", optimizer="sgd", lr="0.1", loss="mse", seed=0)
+    hist = _history([2.0, 4.0, 6.0, 8.0, 9.0, 10.0], 20.0)
+    hist["batch_sharpness"] = [3.0, 10.0, 17.0, 19.0, 22.0, 20.4]
+    hist.loc[1, "batch_sharpness"] = np.nan  # not measured at that row
+    traj = run_trajectory(keys, hist, 20.0)
+    assert traj["bs_ratio"].iloc[4] == pytest.approx(1.1)
+    s = run_summary(traj, {"steps": 500})
+    # finite: 0.15, 0.85, 0.95, 1.1, 1.02; last third (2): 1.1, 1.02
+    assert s["bs_late_ratio_median"] == pytest.approx(1.06)
+    assert s["bs_n_measurements"] == 5 and s["bs_n_above"] == 2
+    assert s["bs_steps_to_edge"] == 300
+    assert s["late_ratio_median"] == pytest.approx(0.475)  # lambda_1: 9.0, 10.0 over 20
+
+
+def test_wilson_interval_against_scipy():
+    from scipy.stats import binomtest
+
+    for k, n in ((0, 10), (3, 10), (10, 10), (17, 40), (1, 1)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    share = share_above([0.5, 1.2, np.nan, 1.0, 3.0])  # 1.0 is not above
+    assert (share["k"], share["n"]) == (2, 4) and share["share"] == 0.5
+    assert np.isnan(wilson_interval(0, 0)[0])
+
+
+def test_seed_interval_needs_three_seeds():
+    mean, lo, hi, n = seed_interval([1.0, 2.0])
+    assert mean == 1.5 and n == 2 and np.isnan(lo) and np.isnan(hi)
+    mean, lo, hi, n = seed_interval([1.0, 2.0, 3.0, np.nan])
+    assert n == 3 and mean == 2.0
+    assert hi - mean == pytest.approx(4.302653 / np.sqrt(3))  # t(0.975, 2) * sd 1 / sqrt(3)
 
 
 def test_run_summary_diverged_run():
@@ -159,6 +220,8 @@ def _summary_frame():
                     final_ratio=rng.uniform(0.9, 1.1),
                     late_ratio_median=1.0,
                     frac_above=rng.uniform(0, 1),
+                    n_above=1,
+                    n_measurements=10,
                     diverged=(opt == "adam" and seed == 2),
                     steps=1500,
                 )  # fmt: skip
@@ -188,6 +251,14 @@ def test_summary_table_is_booktabs():
     gd = summary[summary["optimizer"] == "gd"]["final_test_acc"] * 100
     row = next(line for line in tex.splitlines() if line.startswith("gd &"))
     assert f"${gd.mean():.1f} \\pm {gd.std(ddof=1):.1f}$" in row
+    # n column; late ratio 1.0 for all 3 seeds: an interval of zero width; pooled share with
+    # its Wilson interval (k, n summed over seeds), here 3 of 30 above
+    cells = [c.strip() for c in row.rstrip(" \\").split("&")]
+    assert cells[3] == "3" and cells[4] == "1500"
+    assert cells[6] == r"$1.00\;[1.00, 1.00]$"
+    lo, hi = wilson_interval(3, 30)
+    assert cells[7] == f"$10\\;[{100 * lo:.0f}, {100 * hi:.0f}]$"
+    assert cells[8] == cells[9] == "--"  # no batch sharpness measured
     assert "38000" in tex  # Adam's threshold written out, not as 3.8e+04
 
 
@@ -200,7 +271,13 @@ def test_mean_ci_and_median_seed():
     assert ci["hi"].iloc[0] - ci["mean"].iloc[0] == pytest.approx(
         4.302653 * 1.0 / np.sqrt(3)
     )  # t(0.975, 2)
-    assert ci["hi"].iloc[1] == ci["lo"].iloc[1] == 4.0  # one value: no spread
+    # one value: no interval at all (fewer than 3 seeds never get one)
+    assert np.isnan(ci["hi"].iloc[1]) and np.isnan(ci["lo"].iloc[1])
+    # log=True: geometric mean and an interval of the log, never below zero
+    g = mean_ci(frame, "v", log=True)
+    assert g["mean"].iloc[0] == pytest.approx(6 ** (1 / 3))
+    sd = np.std(np.log([1.0, 2.0, 3.0]), ddof=1)
+    assert g["lo"].iloc[0] == pytest.approx(6 ** (1 / 3) * np.exp(-4.302653 * sd / np.sqrt(3)))
     s = pd.DataFrame(
         {
             "seed": [0, 1, 2, 3, 4],
@@ -305,3 +382,47 @@ def test_diverged_run_gives_nan_results_not_errors(tmp_path):
     for fig in (multiseed_figure(traj, summary, land, 0, False), spectrum_figure([("d", spec)])):
         fig.savefig(tmp_path / "f.png")
         plt.close(fig)
+
+
+def _landau1_with_bn_stats(vec, x):
+    """landau1 at ``vec`` in eval mode, its BatchNorm statistics set by hand from ``x``."""
+    torch.manual_seed(0)
+    model = CLASSIFIERS["landau1"]((1, 2, 2), 3).double()
+    set_flat_parameters(model, vec)
+    with torch.no_grad():
+        phi = model.llayer1(x.flatten(1))
+        model.bn1.running_mean.copy_(phi.mean(0))
+        model.bn1.running_var.copy_(phi.var(0, unbiased=True))
+    return model.eval()
+
+
+def test_batchnorm_model_spectrum_and_landscape_in_eval_mode():
+    """landau1 holds a BatchNorm: the spectrum stage measures the eval-mode Hessian with the
+    inputs' statistics at each snapshot (dense reference), and the landscape runs, with the last
+    snapshot's statistics, giving the eval-mode loss there."""
+    from otgap.analysis.eos import batchnorm_at_last_snapshot
+
+    torch.manual_seed(0)
+    model = CLASSIFIERS["landau1"]((1, 2, 2), 3).double()
+    x, y = _data(16)
+    x = x.abs()  # the Landau nets' inputs are in [0, 1]-like ranges
+    n = flat_parameters(model).numel()
+    rng = np.random.default_rng(5)
+    vectors = flat_parameters(model).numpy() + 0.2 * rng.normal(size=(2, n))
+    out = hessian_spectra(
+        model, mse_loss, vectors, x, y, n_vectors=2, n_iter=n + 5, trace_matvecs=3 * n + 3,
+        points=100, sigma=0.01,
+    )  # fmt: skip
+    for i, vec in enumerate(vectors):
+        ref = _landau1_with_bn_stats(vec, x)
+        eig = np.linalg.eigvalsh(_dense_hessian(ref, mse_loss, x, y))
+        assert out["top_eigenvalue"][i] == pytest.approx(eig[-1], rel=1e-6)
+        assert out["trace"][i] == pytest.approx(eig.sum(), rel=1e-6, abs=1e-8)
+    snaps = np.concatenate([vectors, np.full((1, n), np.nan)])
+    note = batchnorm_at_last_snapshot(model, snaps, x)
+    assert "snapshot 1" in note
+    land = trajectory_landscape(model, mse_loss, snaps, x, y, grid=4)
+    ref = _landau1_with_bn_stats(vectors[1], x)
+    expected = float(mse_loss(ref(x), y).detach())
+    assert land["trajectory_loss"][1] == pytest.approx(expected, rel=1e-9)
+    assert batchnorm_at_last_snapshot(_tiny_model(), snaps, x) == ""

@@ -40,11 +40,12 @@ HYPER = {
     "mlp": {"hidden": [12]},
     "cnn": {"channels": [3]},
     "landau1": {},
+    "landau1_nobn": {},
     "landau2": {"hidden": 12},
 }
-# Landau layers weight input feature i by i (the seed's arange), so on digits' 64 features their
+# Landau layers weight input feature i by i (the Landau source's arange), so on digits' 64 features their
 # outputs, and the MSE loss's sharpness, are orders of magnitude larger than an MLP's.
-MODEL_LR_SCALE = {"landau1": 1e-4, "landau2": 1e-4}
+MODEL_LR_SCALE = {"landau1": 1e-4, "landau1_nobn": 1e-4, "landau2": 1e-4}
 RUNS = [(m, o) for m in CLASSIFIERS for o in OPTIMIZERS]
 IDS = [f"{m}-{o}" for m, o in RUNS]
 
@@ -330,8 +331,8 @@ def test_script_writes_the_documented_files(tmp_path):
     h = pd.read_csv(out / "history.csv")
     assert list(h.columns) == [
         "step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "sharpness",
-        "sharpness_raw", "eig_2", "eig_matvec", "eig_converged", "threshold", "grad_norm",
-        "diverged",
+        "sharpness_raw", "eig_2", "eig_matvec", "eig_converged", "threshold", "batch_sharpness",
+        "batch_sharpness_se", "grad_norm", "diverged",
     ]  # fmt: skip
     assert h.step.tolist() == [0, 1, 2] and h.diverged.dtype == bool
     with np.load(out / "snapshots.npz") as z:

@@ -23,15 +23,14 @@ def reference(y0, t, system, params=None):
     out = []
     for b in range(len(y0)):
         tb = t if t.ndim == 1 else t[b]
-        sol = solve_ivp(rhs, (tb[0], tb[-1]), y0[b], method="DOP853", rtol=1e-12, atol=1e-12,
-                        t_eval=tb)
+        sol = solve_ivp(
+            rhs, (tb[0], tb[-1]), y0[b], method="DOP853", rtol=1e-12, atol=1e-12, t_eval=tb
+        )
         out.append(sol.y.T)
     return np.stack(out)
 
 
-@pytest.mark.parametrize(
-    ("system", "horizon"), [("fhn", 1000.0), ("fhn_forced", 250.0)]
-)
+@pytest.mark.parametrize(("system", "horizon"), [("fhn", 1000.0), ("fhn_forced", 250.0)])
 def test_simulate_matches_dop853(system, horizon):
     rng = np.random.default_rng(1)
     y0 = rng.uniform(-2, 2, size=(4, 2))
@@ -90,7 +89,7 @@ def test_unknown_system_and_param():
 def test_lyapunov_limit_cycle_is_zero_and_forced_is_chaotic():
     assert abs(lyapunov_exponent("fhn")) < 0.005
     lam = lyapunov_exponent("fhn_forced")
-    assert 0.02 < lam < 0.06  # REFERENCES.md: +0.037 to +0.039 for this drive
+    assert 0.02 < lam < 0.06  # docs/sources.md#fitzhugh-nagumo-and-chaos: +0.037 to +0.039
 
 
 def test_lyapunov_quasi_periodic_drive_is_not_chaotic():
@@ -134,8 +133,16 @@ def test_obs_fraction_out_of_range(bad):
         Condition("c", 0.3, bad)
 
 
-SPEC = DatasetSpec(n_train=20, n_val=5, n_test=6, n_context=12, horizon=4, rollout_n=3,
-                   rollout_length=40, burn_in=100.0)
+SPEC = DatasetSpec(
+    n_train=20,
+    n_val=5,
+    n_test=6,
+    n_context=12,
+    horizon=4,
+    rollout_n=3,
+    rollout_length=40,
+    burn_in=100.0,
+)
 
 
 def test_initial_state_mix():
@@ -152,8 +159,9 @@ def test_initial_state_mix():
 
 
 def test_dataset_layout_and_truth():
-    d = build_dataset("fhn_forced", Condition("sparse", 0.3, 0.5), 3, SPEC, 0.037,
-                      np.array([1.0, 0.5]))
+    d = build_dataset(
+        "fhn_forced", Condition("sparse", 0.3, 0.5), 3, SPEC, 0.037, np.array([1.0, 0.5])
+    )
     for split, n in (("train", 20), ("val", 5), ("test", 6)):
         assert d[f"{split}_t"].shape == (n, 16)
         assert d[f"{split}_y"].shape == (n, 16, 2)

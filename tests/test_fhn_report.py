@@ -51,12 +51,21 @@ def test_statistics_rows_and_reference(stats, frame):
     assert len(stats) == len(CONDITIONS) * len(MODELS) * len(METRIC_NAMES)
     ref_rows = stats[stats["model"] == "neural_ode"]
     assert ref_rows["p_ttest"].isna().all() and not ref_rows["significant"].any()
-    row = stats[(stats.model == "last_observation") & (stats.condition == "jitter")
-                & (stats.metric == "rmse_interp")].iloc[0]
-    vals = frame[(frame.model == "last_observation") & (frame.condition == "jitter")]["rmse_interp"]
+    row = stats[
+        (stats.model == "tlstm") & (stats.condition == "jitter") & (stats.metric == "rmse_interp")
+    ].iloc[0]
+    vals = frame[(frame.model == "tlstm") & (frame.condition == "jitter")]["rmse_interp"]
     assert row["mean"] == pytest.approx(vals.mean())
-    assert row["significant"]  # 0.3 vs 0.05 with 5% noise over 3 seeds
+    assert row["significant"]  # 0.1 vs 0.05 with 5% noise over 3 seeds
     assert "Wilcoxon not run" in row["note"]
+    # the last-observation baseline is a reference: summarised, never tested
+    ref = stats[
+        (stats.model == "last_observation")
+        & (stats.condition == "jitter")
+        & (stats.metric == "rmse_interp")
+    ].iloc[0]
+    assert np.isnan(ref["p_ttest"]) and not ref["significant"]
+    assert ref["mean"] > 0
     with pytest.raises(ValueError, match="reference model 'nope'"):
         statistics(frame, reference="nope")
 
@@ -80,8 +89,11 @@ def test_summary_table_marks(stats):
     assert len(lines) == len(MODELS)
     node = next(ln for ln in lines if ln.startswith("neural"))
     last = next(ln for ln in lines if ln.startswith("last"))
+    tlstm = next(ln for ln in lines if ln.startswith("tlstm"))
     assert r"\mathbf" in node and r"\dagger" not in node  # best, and the reference itself
-    assert r"\dagger" in last
+    assert r"\dagger" in tlstm
+    # the last-observation baseline: labelled a reference, never tested, never bold
+    assert "(reference)" in last and r"\dagger" not in last and r"\mathbf" not in last
     assert tex.count("&") == 2 * (1 + len(MODELS))  # header + rows, 3 columns each
 
 
@@ -109,8 +121,15 @@ def test_figure2_builds_and_saves(stats, tmp_path):
                     "orbit_distance_per_trajectory": np.abs(rng.normal(size=2)) + 0.01,
                     "period_error_per_trajectory": np.array([np.nan, 0.1]),
                 }
-    spec = FigureSpec(system="fhn", focus_condition="jitter", regular_condition="regular",
-                      models=MODELS, conditions=CONDITIONS, seeds=SEEDS, smoothing=5)
+    spec = FigureSpec(
+        system="fhn",
+        focus_condition="jitter",
+        regular_condition="regular",
+        models=MODELS,
+        conditions=CONDITIONS,
+        seeds=SEEDS,
+        smoothing=5,
+    )
     fig = figure2(stats, curves, {"rollout_t": rt, "rollout_y": ry, "rollout_context": rc}, spec)
     assert len(fig.axes) == 8
     pdf, png = tmp_path / "f.pdf", tmp_path / "f.png"
@@ -118,16 +137,29 @@ def test_figure2_builds_and_saves(stats, tmp_path):
     plt.close(fig)
     assert pdf.read_bytes()[:4] == b"%PDF" and png.read_bytes()[:4] == b"\x89PNG"
     # without a regular condition panel D says so instead of failing
-    spec2 = FigureSpec(system="fhn", focus_condition="jitter", regular_condition=None,
-                       models=MODELS, conditions=CONDITIONS, seeds=SEEDS, smoothing=5)
-    plt.close(figure2(stats, curves, {"rollout_t": rt, "rollout_y": ry, "rollout_context": rc},
-                      spec2))
+    spec2 = FigureSpec(
+        system="fhn",
+        focus_condition="jitter",
+        regular_condition=None,
+        models=MODELS,
+        conditions=CONDITIONS,
+        seeds=SEEDS,
+        smoothing=5,
+    )
+    plt.close(
+        figure2(stats, curves, {"rollout_t": rt, "rollout_y": ry, "rollout_context": rc}, spec2)
+    )
 
 
 def test_nan_metrics_survive_aggregation():
-    recs = [({"system": "s", "condition": "c", "model": m, "seed": k},
-             {"rmse_interp": (math.nan if m == "x" else 1.0 + k)})
-            for m in ("ref", "x") for k in range(3)]
+    recs = [
+        (
+            {"system": "s", "condition": "c", "model": m, "seed": k},
+            {"rmse_interp": (math.nan if m == "x" else 1.0 + k)},
+        )
+        for m in ("ref", "x")
+        for k in range(3)
+    ]
     st = statistics(metrics_frame(recs), reference="ref", metrics=["rmse_interp"])
     row = st[st.model == "x"].iloc[0]
     assert math.isnan(row["mean"]) and row["n"] == 0 and not row["significant"]
@@ -146,7 +178,9 @@ def test_table_marks_lost_seeds_and_never_bolds_them():
     ]
     stats = pd.DataFrame(
         [
-            dict(system="fhn", condition="c", metric="rmse_interp", std=0.01, significant=False, **r)
+            dict(
+                system="fhn", condition="c", metric="rmse_interp", std=0.01, significant=False, **r
+            )
             for r in rows
         ]
     )
@@ -166,8 +200,11 @@ def test_statistics_on_log_scale(stats, frame):
     ref = sub[sub["model"] == "neural_ode"].set_index("seed")["rmse_interp"]
     oth = sub[sub["model"] == "tlstm"].set_index("seed")["rmse_interp"]
     expected = sps.ttest_rel(np.log(oth.to_numpy()), np.log(ref.to_numpy())).pvalue
-    row = stats[(stats["condition"] == "jitter") & (stats["model"] == "tlstm")
-                & (stats["metric"] == "rmse_interp")].iloc[0]
+    row = stats[
+        (stats["condition"] == "jitter")
+        & (stats["model"] == "tlstm")
+        & (stats["metric"] == "rmse_interp")
+    ].iloc[0]
     assert row["scale"] == "log"
     assert row["p_ttest"] == pytest.approx(expected)
     assert row["ratio"] == pytest.approx(np.exp(np.mean(np.log(oth.to_numpy() / ref.to_numpy()))))

@@ -1,4 +1,4 @@
-"""Landau network (seeds 001/002): forward against a literal transcription of the seed's code, loss
+"""Landau network (M. B. Duman's posts): forward against a literal transcription of their code, loss
 and beta updates against hand computations, the literal vector update's instability."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from otgap.models.landau import (
 )
 
 
-# ---- literal transcription of seed 002's code (kept here as the independent reference) --------
+# ---- literal transcription of the second Landau post's code (kept here as the independent reference) --------
 # One knob departs from the text: ``arange_dtype`` (the seed: torch.float). A float32 tensor times a
-# 0-dim float64 tensor stays float32, so with the seed's arange the modulation a * cosh(5 beta) is
+# 0-dim float64 tensor stays float32, so with the source's arange the modulation a * cosh(5 beta) is
 # rounded to float32 even in a float64 model; float64 comparisons pass torch.float64 here.
 class SeedLandauLayer(nn.Module):
     def __init__(
@@ -91,7 +91,7 @@ def test_forward_matches_literal_seed_forward_float64(beta):
     with torch.no_grad():
         seed.t.fill_(1.7)
     ours = LandauLayer(37, 11, 0.0).double()
-    ours.load_state_dict(seed.state_dict())  # the seed's tensor names and shapes load as they are
+    ours.load_state_dict(seed.state_dict())  # the source's tensor names and shapes load as they are
     x = torch.randn(9, 37, dtype=torch.float64)
     expected = seed(x)
     got = ours(x)
@@ -106,7 +106,7 @@ def test_forward_matches_literal_seed_forward_float64(beta):
 
 def test_forward_matches_verbatim_seed_forward_float32():
     torch.manual_seed(5)
-    seed = SeedLandauLayer(784, 156, 0.2)  # the seed's code as written, float32, MNIST size
+    seed = SeedLandauLayer(784, 156, 0.2)  # the source's code as written, float32, MNIST size
     ours = LandauLayer(784, 156, 0.0)
     ours.load_state_dict(seed.state_dict())
     x = torch.rand(16, 784)
@@ -127,22 +127,65 @@ def test_two_layer_net_matches_seed_net(train):
     torch.testing.assert_close(ours(x), seed(x.flatten(1)), rtol=1e-6, atol=1e-6)
 
 
-def test_one_layer_net_is_layer_then_fixed_rrelu():
+class SeedOneLayerNet(nn.Module):
+    """The second Landau post's commented 1-layer line, ``F.rrelu(self.bn1(self.layer1(x)))``, with ``layer1``
+    read as a Landau layer to the classes and ``bn1`` a BatchNorm1d over them."""
+
+    def __init__(self, input_size, output_size, beta_init, arange_dtype=torch.float):
+        super().__init__()
+        self.llayer1 = SeedLandauLayer(
+            input_size, output_size, beta_init, arange_dtype=arange_dtype
+        )
+        self.bn1 = nn.BatchNorm1d(output_size)
+
+    def forward(self, x):
+        return F.rrelu(self.bn1(self.llayer1(x)))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_one_layer_net_is_landau_batchnorm_rrelu(train):
+    """landau1 is Landau -> BatchNorm1d(classes) -> rrelu; a net without the BatchNorm fails."""
     torch.manual_seed(2)
-    net = LandauNet((6,), 3, n_layers=1).double()
+    net = CLASSIFIERS["landau1"]((6,), 3).double()
+    seed = SeedOneLayerNet(6, 3, 1e-3, arange_dtype=torch.float64).double()
+    with torch.no_grad():  # non-trivial BatchNorm parameters and running statistics
+        seed.bn1.weight.uniform_(0.5, 2.0)
+        seed.bn1.bias.uniform_(-1.0, 1.0)
+        seed.bn1.running_mean.uniform_(-1.0, 1.0)
+        seed.bn1.running_var.uniform_(0.5, 2.0)
+    net.load_state_dict(seed.state_dict())  # the same tensor names: llayer1.*, bn1.*
+    seed.train(train)
+    net.train(train)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    torch.testing.assert_close(net(x), seed(x), rtol=1e-12, atol=1e-12)
+    # the BatchNorm is there: the layer alone, then rrelu, gives other outputs
+    phi = net.llayer1(x)
+    without = torch.where(phi >= 0, phi, phi * (11.0 / 48.0))
+    assert not torch.allclose(net(x), without)
+    assert isinstance(net.bn1, nn.BatchNorm1d) and net.bn1.num_features == 3
+    assert RRELU_SLOPE == pytest.approx(11 / 48)
+
+
+def test_one_layer_ablation_without_batchnorm_is_layer_then_fixed_rrelu():
+    torch.manual_seed(2)
+    net = CLASSIFIERS["landau1_nobn"]((6,), 3).double()
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in net.modules())
     seed = SeedLandauLayer(6, 3, 1e-3, arange_dtype=torch.float64).double()
     seed.load_state_dict(net.llayer1.state_dict())
     x = torch.randn(5, 6, dtype=torch.float64)
     phi = seed(x)
     expected = torch.where(phi >= 0, phi, phi * (11.0 / 48.0))  # rrelu slope (1/8 + 1/3) / 2
     torch.testing.assert_close(net(x), expected, rtol=1e-12, atol=1e-12)
-    assert RRELU_SLOPE == pytest.approx(11 / 48)
+    with pytest.raises(ValueError, match="2-layer net always has its BatchNorm"):
+        LandauNet((6,), 3, n_layers=2, batch_norm=False)
 
 
 def test_registry_entries_and_parameter_counts():
     one = CLASSIFIERS["landau1"]((1, 28, 28), 10)
+    nobn = CLASSIFIERS["landau1_nobn"]((1, 28, 28), 10)
     two = CLASSIFIERS["landau2"]((1, 28, 28), 10)
-    assert sum(p.numel() for p in one.parameters()) == 784 * 10 + 2
+    assert sum(p.numel() for p in one.parameters()) == 784 * 10 + 2 + 2 * 10  # + bn1 affine
+    assert sum(p.numel() for p in nobn.parameters()) == 784 * 10 + 2
     assert sum(p.numel() for p in two.parameters()) == 784 * 156 + 2 + 2 * 156 + 156 * 10 + 2
     assert two.llayer1.w.shape == (156, 784) and two.llayer1.beta.shape == ()
     assert two.llayer1.t.shape == (1,)

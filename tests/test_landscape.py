@@ -182,11 +182,26 @@ def test_batched_grid_equals_per_point_loop(make_model, shape, loss_fn, chunk, b
     np.testing.assert_allclose(traj, ref_traj, rtol=1e-6, atol=1e-6)
 
 
-def test_grid_rejects_batchnorm_and_mismatched_plane():
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+def test_grid_rejects_batchnorm_without_statistics_and_mismatched_plane():
+    model = nn.Sequential(
+        nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False), nn.Linear(4, 2)
+    )
     x, y = torch.randn(5, 3), torch.randint(0, 2, (5,))
-    with pytest.raises(ValueError, match="BatchNorm"):
+    with pytest.raises(ValueError, match="BatchNorm1d without running statistics"):
         BatchedLoss(model, F.cross_entropy, x, y)
+    # with running statistics: the shortcut (BatchNorm in the tail) equals the per-point loop
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).double()
+    x = x.double()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    ev = BatchedLoss(model, F.cross_entropy, x, y)
+    assert ev.split is not None
+    rng = np.random.default_rng(2)
+    plane = pca_plane(_random_trajectory(flat_parameters(model).numel(), 4, rng))
+    coords = rng.normal(size=(5, 2))
+    ref = [loss_at_point_loop(model, F.cross_entropy, plane.point(a, b), x, y) for a, b in coords]
+    np.testing.assert_allclose(ev.on_plane(plane, coords), ref, rtol=1e-9, atol=1e-12)
     ev = BatchedLoss(_mlp(), F.cross_entropy, torch.randn(5, 12), torch.randint(0, 3, (5,)))
     bad = Plane("bad", np.zeros(3), np.eye(3)[0], np.eye(3)[1], (0.0, 0.0))
     with pytest.raises(ValueError, match="do not match"):
@@ -223,16 +238,44 @@ def test_wrapped_sequential_uses_shortcut_only_when_forward_matches(scale, uses_
 def test_project_classifiers_take_the_shortcut():
     from otgap.models.classifiers import CLASSIFIERS
 
-    # Landau layers are not affine in their parameters (cosh(5 beta) multiplies w): no shortcut;
-    # landau2 holds BatchNorm, which batched evaluation refuses with a clear error.
-    no_shortcut, batchnorm = {"landau1"}, {"landau2"}
+    # Landau layers are not affine in their parameters (cosh(5 beta) multiplies w): no shortcut
+    no_shortcut = {"landau1", "landau1_nobn", "landau2"}
     x = torch.randn(4, 1, 8, 8)
     for name in CLASSIFIERS:
         model = CLASSIFIERS[name]((1, 8, 8), 10)
         y = torch.zeros(4, dtype=torch.long)
-        if name in batchnorm:
-            with pytest.raises(ValueError, match="BatchNorm"):
-                BatchedLoss(model, F.cross_entropy, x, y)
-            continue
         ev = BatchedLoss(model, F.cross_entropy, x, y)
         assert (ev.split is None) == (name in no_shortcut), name
+
+
+@pytest.mark.parametrize("name", ["landau1", "landau2"])
+def test_batchnorm_models_evaluate_in_eval_mode_like_the_loop(name):
+    """BatchNorm models (landau1, landau2): batched grid losses equal a per-point forward pass in
+    eval mode with the same running statistics, set from the inputs at one vector."""
+    from otgap.landscape.grid import has_batchnorm, recalibrate_batchnorm
+    from otgap.models.classifiers import CLASSIFIERS
+
+    torch.manual_seed(3)
+    model = CLASSIFIERS[name]((1, 4, 4), 3, **({"hidden": 5} if name == "landau2" else {}))
+    model = model.double()
+    assert has_batchnorm(model)
+    x, y = torch.rand(12, 1, 4, 4, dtype=torch.float64), torch.arange(12) % 3
+    recalibrate_batchnorm(model, x)
+    bn = model.bn1
+    h = model.llayer1(x.flatten(1)).detach()  # BatchNorm's input: its batch statistics, by hand
+    torch.testing.assert_close(bn.running_mean, h.mean(0))
+    torch.testing.assert_close(bn.running_var, h.var(0, unbiased=True))
+    assert bn.momentum == 0.1 and model.training
+    rng = np.random.default_rng(4)
+    p = flat_parameters(model).numel()
+    plane = pca_plane(flat_parameters(model).numpy() + 1e-2 * _random_trajectory(p, 4, rng))
+    coords = 0.5 * rng.normal(size=(6, 2))
+    ev = BatchedLoss(model, _mse_onehot, x, y, chunk_size=4)
+    ref = [loss_at_point_loop(model, _mse_onehot, plane.point(a, b), x, y) for a, b in coords]
+    np.testing.assert_allclose(ev.on_plane(plane, coords), ref, rtol=1e-9, atol=1e-12)
+    # the running statistics matter: a train-mode (batch-statistics) loss differs
+    model.train()
+    train_mode = float(_mse_onehot(model(x), y).detach())
+    assert (
+        abs(train_mode - loss_at_point_loop(model, _mse_onehot, flat_parameters(model), x, y)) > 0
+    )

@@ -1,4 +1,4 @@
-"""Langevin optimizer (seeds 001/002): a hand-computed step with a fixed generator, the seed's own
+"""Langevin optimizer (the Landau posts): a hand-computed step with a fixed generator, the source's own
 optimizer transcribed, the (4 - 2 damping)/lr limit on a quadratic, reproducible noise on resume."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from otgap.optim.langevin import Langevin
 from tests.test_landau import SeedExperimentalNet
 
 
-# ---- literal transcription of seed 002's optimizer (the independent reference) -----------------
+# ---- literal transcription of the Landau post's optimizer (the independent reference) -----------------
 class SeedLangevinLandauOptimizer:
     def __init__(self, model, learning_rate=0.001, damping=0.1, temperature=0.8):
         self.model = model
@@ -66,9 +66,9 @@ def test_hand_computed_steps_with_fixed_generator():
 
 
 def test_matches_seed_optimizer_at_zero_temperature():
-    """One step of the seed's own optimizer on the seed's net, temperature 0.
+    """One step of the source's own optimizer on the source's net, temperature 0.
 
-    The seed's loop adds each velocity through ``param.data`` before it takes the next parameter's
+    The source's loop adds each velocity through ``param.data`` before it takes the next parameter's
     gradient from the same graph, so the gradients of later parameters whose backward reads a saved
     parameter (beta and t read ``w``; BatchNorm's through the t_dynamic path of the next layer)
     see already-updated values. The stated update (and ``Langevin``) uses one gradient for all.

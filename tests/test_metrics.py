@@ -98,8 +98,9 @@ def test_error_growth_and_moving_average():
     mean, std = error_growth(err)
     np.testing.assert_allclose(mean, [2.0, 2.0, 2.0])
     np.testing.assert_allclose(std, [math.sqrt(2), 0.0, math.sqrt(2)])
-    np.testing.assert_allclose(moving_average(np.array([1.0, 2.0, 3.0, 10.0]), 3),
-                               [1.5, 2.0, 5.0, 6.5])
+    np.testing.assert_allclose(
+        moving_average(np.array([1.0, 2.0, 3.0, 10.0]), 3), [1.5, 2.0, 5.0, 6.5]
+    )
     np.testing.assert_allclose(moving_average(np.arange(4.0), 1), np.arange(4.0))
 
 
@@ -168,8 +169,15 @@ def _runs(n_seeds=3):
     rng = np.random.default_rng(1)
     for seed in range(n_seeds):
         for model, base in (("ref", 1.0), ("a", 2.0), ("b", 1.01)):
-            rows.append({"system": "fhn", "condition": "c", "model": model, "seed": seed,
-                         "rmse": base + 0.01 * rng.normal()})
+            rows.append(
+                {
+                    "system": "fhn",
+                    "condition": "c",
+                    "model": model,
+                    "seed": seed,
+                    "rmse": base + 0.01 * rng.normal(),
+                }
+            )
     return pd.DataFrame(rows)
 
 

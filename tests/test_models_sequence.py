@@ -224,8 +224,9 @@ def test_tlstm_decay_uses_each_samples_elapsed_time():
     dt = torch.tensor([0.1, 2.0])
     both = tlstm_decay(c, dt, model.cell.decomp.weight, model.cell.decomp.bias)
     for b in range(2):
-        one = tlstm_decay(c[b : b + 1], dt[b : b + 1], model.cell.decomp.weight,
-                          model.cell.decomp.bias)
+        one = tlstm_decay(
+            c[b : b + 1], dt[b : b + 1], model.cell.decomp.weight, model.cell.decomp.bias
+        )
         torch.testing.assert_close(both[b : b + 1], one)
 
 
@@ -278,8 +279,14 @@ def test_neural_ode_matches_an_independent_solver_on_its_learned_field():
         for i in range(last + 1, 4):
             if i == 3 and b == 0:
                 continue  # observed at 3 after the stretch; checked below
-            sol = solve_ivp(rhs, (float(t[b, last]), float(t[b, i])), y[b, last].numpy(),
-                            method="DOP853", rtol=1e-11, atol=1e-12)
+            sol = solve_ivp(
+                rhs,
+                (float(t[b, last]), float(t[b, i])),
+                y[b, last].numpy(),
+                method="DOP853",
+                rtol=1e-11,
+                atol=1e-12,
+            )
             np.testing.assert_allclose(out[b, i], sol.y[:, -1], rtol=1e-7, atol=1e-9)
     # the observed point 3 of sample 0 is predicted from the state at t=0 over the gap 1.5
     sol = solve_ivp(rhs, (0.0, 1.5), y[0, 0].numpy(), method="DOP853", rtol=1e-11, atol=1e-12)
@@ -361,8 +368,9 @@ def test_grud_step_matches_a_hand_written_transcription_of_che_et_al():
         else:
             g = torch.exp(-torch.clamp(wx * delta + bx, min=0.0))
             x_hat, m = g * x_last + (1 - g) * mean, 0.0
-        gamma_h = torch.exp(-torch.clamp(Wd @ torch.full((2,), delta, dtype=torch.float64) + bd,
-                                         min=0.0))
+        gamma_h = torch.exp(
+            -torch.clamp(Wd @ torch.full((2,), delta, dtype=torch.float64) + bd, min=0.0)
+        )
         gap = (t[0, j + 1] - t[0, j]).item()
         inp = torch.cat([x_hat, torch.tensor([m, m, gap], dtype=torch.float64)])
         h = gru(inp, gamma_h * h)
@@ -505,16 +513,23 @@ def test_phase_aware_neural_ode_integrates_the_forced_field_at_absolute_times():
 
     model = build_sequence_model("neural_ode", hidden=4, n_sub=40, drive_omega=0.8).double()
     model.field = _true_forced_field()
-    t = torch.tensor([[203.0, 203.9, 205.1, 205.6], [517.3, 517.5, 518.6, 519.9]],
-                     dtype=torch.float64)
+    t = torch.tensor(
+        [[203.0, 203.9, 205.1, 205.6], [517.3, 517.5, 518.6, 519.9]], dtype=torch.float64
+    )
     y = torch.tensor([[[1.0, 0.5]] * 4, [[-1.2, 0.1]] * 4], dtype=torch.float64)
     obs = torch.tensor([[True, False, False, False], [True, False, False, False]])
     with torch.no_grad():
         out = model(t, y, obs).numpy()
     for b in range(2):
-        sol = solve_ivp(lambda s, z: vector_field(s, z, system="fhn_forced"),
-                        (float(t[b, 0]), float(t[b, -1])), y[b, 0].numpy(), method="DOP853",
-                        t_eval=t[b].numpy(), rtol=1e-11, atol=1e-12)
+        sol = solve_ivp(
+            lambda s, z: vector_field(s, z, system="fhn_forced"),
+            (float(t[b, 0]), float(t[b, -1])),
+            y[b, 0].numpy(),
+            method="DOP853",
+            t_eval=t[b].numpy(),
+            rtol=1e-11,
+            atol=1e-12,
+        )
         np.testing.assert_allclose(out[b], sol.y.T, atol=2e-7)
     # the drive enters the oracle's regressed field at absolute times as well
     field = model.vector_field(t[:, 0], y[:, 0])
@@ -531,13 +546,15 @@ def test_torchdiffeq_solver_agrees_with_the_rk4_loop():
     y = y.double()
     ref = rk4(t, y, obs)
     for adjoint in (False, True):
-        dp = build_sequence_model("neural_ode", hidden=16, solver="dopri5", rtol=1e-9,
-                                  atol=1e-10, adjoint=adjoint).double()
+        dp = build_sequence_model(
+            "neural_ode", hidden=16, solver="dopri5", rtol=1e-9, atol=1e-10, adjoint=adjoint
+        ).double()
         dp.load_state_dict(rk4.state_dict())
         out = dp(t, y, obs)
         torch.testing.assert_close(out, ref, rtol=1e-7, atol=1e-8)
-        g_ref = torch.autograd.grad(ref[:, 1:].pow(2).sum(), rk4.field.net[0].weight,
-                                    retain_graph=True)[0]
+        g_ref = torch.autograd.grad(
+            ref[:, 1:].pow(2).sum(), rk4.field.net[0].weight, retain_graph=True
+        )[0]
         g = torch.autograd.grad(out[:, 1:].pow(2).sum(), dp.field.net[0].weight)[0]
         torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="torchdiffeq method"):
@@ -549,5 +566,4 @@ def test_torchdiffeq_solver_agrees_with_the_rk4_loop():
     h0 = torch.randn(3, 6, dtype=torch.float64)
     gaps = torch.tensor([0.2, 0.7, 1.3], dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(dp.evolve(h0, gaps), fine.evolve(h0, gaps), rtol=1e-8,
-                                   atol=1e-9)
+        torch.testing.assert_close(dp.evolve(h0, gaps), fine.evolve(h0, gaps), rtol=1e-8, atol=1e-9)

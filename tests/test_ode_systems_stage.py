@@ -75,20 +75,51 @@ def test_a1_reference_rejects_too_few_rollouts_before_training():
         a1_reference(bad, "fhn")
 
 
-def test_errors_table_is_booktabs_with_one_row_per_problem():
-    frame = pd.DataFrame(
-        {
-            "problem": ["decay", "fhn_short"],
-            "max_abs_error": [6.5e-5, 9.7e-4],
-            "rms_error": [3.4e-5, 5.8e-4],
-            "n_collocation": [32, 64],
-            "n_params": [321, 338],
-            "train_seconds": [3.5, 4.0],
-        }
-    )
+def stage_metrics():
+    """metrics.json of one problem as systems_ode_solve writes it (three seeds)."""
+    seed_rows = [
+        {"seed": 0, "max_abs_error": 2e-3, "error_estimate": 2.1e-3, "failed": 0},
+        {"seed": 1, "max_abs_error": 9e-3, "error_estimate": 8.8e-3, "failed": 0},
+        {"seed": 2, "max_abs_error": 4e-2, "error_estimate": 3.9e-2, "failed": 1},
+    ]
+    for i, r in enumerate(seed_rows):
+        r.update(n_windows=8 + i, n_params=338, train_seconds=10.0 + 2 * i)
+    classical = {
+        "method": "DOP853",
+        "rtol": 1e-6,
+        "atol": 1e-9,
+        "max_abs_error": 1.7e-4,
+        "seconds": 0.013,
+    }
+    return {"problem": "fhn", "tol": 0.01, "seeds": seed_rows, "classical": classical}
+
+
+def test_summary_rows_median_worst_and_the_classical_row():
+    from otgap.tables.ode_solver import COLUMNS, summary_rows
+
+    network, classical = summary_rows(stage_metrics())
+    assert set(network) == set(COLUMNS) == set(classical)
+    # by hand: errors 2e-3, 9e-3, 4e-2 -> median 9e-3, worst 4e-2 from seed 2
+    assert network["median_max_abs_error"] == pytest.approx(9e-3)
+    assert network["worst_max_abs_error"] == pytest.approx(4e-2)
+    assert network["worst_seed"] == "2" and network["n_failed"] == 1
+    assert network["max_error_estimate"] == pytest.approx(3.9e-2)
+    assert network["median_windows"] == 9 and network["median_seconds"] == 12.0
+    assert network["tolerance"] == "tol 0.01" and network["n_seeds"] == 3
+    assert classical["method"] == "DOP853" and classical["tolerance"] == "rtol 1e-06, atol 1e-09"
+    assert classical["worst_max_abs_error"] == pytest.approx(1.7e-4)
+
+
+def test_errors_table_is_booktabs_with_a_network_and_a_classical_row():
+    from otgap.tables.ode_solver import COLUMNS, summary_rows
+
+    frame = pd.DataFrame(summary_rows(stage_metrics()))[list(COLUMNS)]
     tex = errors_table(frame)
     assert r"\toprule" in tex and r"\bottomrule" in tex
-    assert r"fhn\_short & $9.70e-04$ & $5.80e-04$ & 64 & 338 & 4.0 \\" in tex
+    rows = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "&" in ln]
+    assert rows[1].startswith(r"fhn & network (tol 0.01) & 3 & $9.00e-03$ & $4.00e-02$ (2)")
+    assert r"\textbf{1}" in rows[1]  # a seed that missed the tolerance stands out
+    assert rows[2].startswith(r"fhn & DOP853 (rtol 1e-06, atol 1e-09) & 1 & $1.70e-04$")
     with pytest.raises(KeyError, match="n_params"):
         errors_table(frame.drop(columns="n_params"))
 
@@ -103,7 +134,8 @@ def test_config_section_defaults_and_typos():
     del cfg["systems"]
     validate_config(cfg, schema)
     ode = cfg["systems"]["ode_solver"]
-    assert ode["problems"] == ["decay", "logistic", "dydx", "fhn", "fhn_forced"]
+    assert ode["problems"] == ["decay", "logistic", "dydx", "fhn", "fhn_forced", "vdp"]
+    assert ode["seeds"] == [0, 1, 2, 3, 4]
     assert ode["a1_reference"] == {"enabled": True, "n_starts": 4, "periods": 1.0}
     cfg = load_config(REPO / "config" / "config.yaml")
     cfg["systems"]["ode_solver"]["a1_reference"]["options"] = {"widht": 8}

@@ -1,5 +1,5 @@
 """BiostatisV6 (both classes) against a reference in plain Python floats, written here from the
-equations of REFERENCES.md section 7 (the authors' code), entry by entry, with no torch."""
+equations of docs/sources.md#biostatisv6 (the authors' code), entry by entry, with no torch."""
 
 from __future__ import annotations
 
@@ -345,3 +345,54 @@ def test_optimizer_state_bytes_counts_moments_and_memories():
     # AdamW: m, v and a float32 step tensor per parameter; ours: m, v, two memories, a float64 gain
     assert optimizer_state_bytes(opts["adamw"]) == 2 * 4 * n + 4 * 4
     assert optimizer_state_bytes(opts["biostatis"]) == 4 * 4 * n + 4 * 8
+
+
+@pytest.mark.parametrize("cls", [BiostatisV6, BiostatisV6Dynamo])
+def test_update_terms_rebuild_the_step_and_diagnostics_by_hand(cls):
+    """The recorded terms sum to the step actually taken (p_old (1 - lr wd) - p_new), and the
+    diagnostics are their norms' ratios and the gains' statistics, computed here by hand."""
+    from otgap.optim.biostatis import update_diagnostics, update_terms
+
+    torch.manual_seed(0)
+    params = [torch.randn(5, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    params = [torch.nn.Parameter(p) for p in params]
+    lr, wd = 3e-3, 1e-2
+    opt = cls(params, lr=lr, weight_decay=wd, flip_threshold=0.5)
+    assert update_diagnostics(opt) is None  # before the first step
+    for step in range(4):
+        for p in params:
+            p.grad = torch.randn_like(p) * (0.1 if step % 2 else 2.0)
+        before = [p.detach().clone() for p in params]
+        opt.step()
+    terms = update_terms(opt)
+    assert len(terms) == 2
+    for p, old, t in zip(params, before, terms, strict=True):
+        taken = old * (1 - lr * wd) - p.detach()
+        rebuilt = (lr / (1 - 0.9**4)) * float(t["gain"]) * (t["adam"] + t["memory"] + t["grad"])
+        torch.testing.assert_close(rebuilt, taken, rtol=1e-9, atol=1e-14)
+    d = update_diagnostics(opt)
+    gains = [float(opt.state[p]["gain"]) for p in params]
+    assert d["gain_mean"] == pytest.approx(sum(gains) / 2)
+    assert d["gain_min"] == min(gains) and d["gain_max"] == max(gains)
+    assert d["gain_entry_mean"] == pytest.approx((15 * gains[0] + 4 * gains[1]) / 19)
+    adam = math.sqrt(sum(float(t["adam"].square().sum()) for t in terms))
+    mem = math.sqrt(sum(float(t["memory"].square().sum()) for t in terms))
+    assert d["memory_over_adam"] == pytest.approx(mem / adam)
+    assert update_diagnostics(torch.optim.AdamW(params)) is None
+
+
+def test_trace_summary_by_hand():
+    from otgap.optim.biostatis import summarise_trace
+
+    rows = [
+        {"step": 1, "gain_mean": 1.0, "gain_min": 0.9, "gain_max": 1.1, "gain_entry_mean": 1.02,
+         "memory_over_adam": 1e-4, "grad_over_adam": 2e-4},
+        {"step": 2, "gain_mean": 1.2, "gain_min": 1.0, "gain_max": 1.3, "gain_entry_mean": 1.04,
+         "memory_over_adam": 3e-4, "grad_over_adam": 1e-4},
+    ]  # fmt: skip
+    s = summarise_trace(rows)
+    assert s["effective_gain"] == pytest.approx(1.03) and s["gain_mean"] == pytest.approx(1.1)
+    assert s["gain_min"] == 0.9 and s["gain_max"] == 1.3
+    assert s["memory_over_adam_max"] == 3e-4 and s["n_evaluations"] == 2
+    with pytest.raises(ValueError, match="no BiostatisV6 diagnostics"):
+        summarise_trace([])

@@ -239,9 +239,10 @@ def test_calibration_overlay_shrinks_work_not_data(tmp_path):
     # the dataset sizes are not touched: the jobs run at the config's real sizes
     assert small["fhn"]["dataset"] == {"rollout_n": 2}  # one batch of rollouts either way
     assert "gd_train_subset" not in small["eos"]
-    # gd has no evaluation period of its own: one period of the section's (eig_every 50) steps
+    # gd measures every 100 steps (its own period, not the section's 50): one period of those
     gd = next(o for o in small["eos"]["optimizers"] if o["name"] == "gd")
-    assert gd["steps"] == config["eos"]["eig_every"] == 50
+    gd_quick = next(o for o in config["eos"]["optimizers"] if o["name"] == "gd")
+    assert gd["steps"] == gd_quick["eig_every"] == 100 != config["eos"]["eig_every"]
     assert small["eos"]["landscape"]["grid"] < big["eos"]["landscape"]["grid"]
     spec = [o["eos"]["spectrum"] for o in (small, big)]
     assert spec[0]["n_iter"] < spec[1]["n_iter"]

@@ -1,4 +1,4 @@
-"""Reliability (issue 9): checkpoints keyed by the job's identity, constant-size checkpoints with an
+"""Reliability: checkpoints keyed by the job's identity, constant-size checkpoints with an
 append-only snapshot file, readable file modes, byte-identical model files, unreadable inputs set
 aside for rebuild. Each test drives the library's training functions directly on tiny problems."""
 

@@ -1,4 +1,4 @@
-"""Reliability of the workflow itself (issue 9), with dry runs: every bad value is rejected at
+"""Reliability of the workflow itself, with dry runs: every bad value is rejected at
 start-up with its key path (and file and line for YAML), fast; touching sources plans nothing and
 a comment in a script plans exactly its rule's jobs and what follows; result files are readable
 by group and others; an unreadable input set aside is rebuilt.

@@ -255,7 +255,9 @@ def test_grouped_submission_and_retry_with_more_runtime(cluster, config, tmp_pat
     system = fhn["systems"][0]
     data = tmp_path / "results" / config["run"] / "data" / "fhn" / f"system={system}"
     seed = fhn["seeds"][0]
-    targets = [data / f"condition={c['name']}/seed={seed}/dataset.npz" for c in fhn["conditions"][:2]]
+    targets = [
+        data / f"condition={c['name']}/seed={seed}/dataset.npz" for c in fhn["conditions"][:2]
+    ]
     marks = tmp_path / "fail_once"
     marks.mkdir()
     # the first job of each rule fails once (fault injection in otgap.jobs)

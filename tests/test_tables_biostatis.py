@@ -91,7 +91,7 @@ def test_latex_table_has_ours_and_the_seeds_claim():
     tex = latex_table(with_claims(compare(runs_frame())))
     assert r"\toprule" in tex and r"\bottomrule" in tex
     assert "$2.00 \\pm 1.00$" in tex  # the paired delta
-    assert f"${SEED_CLAIMS['acc_other']:.2f}$" in tex and "Seed 003" in tex
+    assert f"${SEED_CLAIMS['acc_other']:.2f}$" in tex and "authors' claim" in tex
     assert "biostatis lr=0.001" in tex
 
 
@@ -142,3 +142,106 @@ def test_eos_run_records_training_time_and_optimizer_bytes(optimizer, copies, sc
     n_params = 16 * 5 + 5 + 5 * 3 + 3
     assert res.summary["optimizer_state_bytes"] == copies * 4 * n_params + 4 * scalar_bytes
     assert 0 < res.summary["train_seconds"] <= res.summary["wall_seconds"]
+
+
+# ---- arms that can show a difference: matched lr, sweep pairing, equivalence test ---------------
+def test_matched_lr_by_hand_and_clear_errors():
+    from otgap.analysis.biostatis import matched_lr
+
+    runs = [
+        {"lr": 0.001, "settings": {"seed": 0}, "effective_step": {"effective_gain": 1.02}},
+        {"lr": 0.001, "settings": {"seed": 1}, "effective_step": {"effective_gain": 1.04}},
+    ]
+    out = matched_lr(runs)
+    assert out["matched_lr"] == pytest.approx(0.001 * 1.03, rel=1e-15)
+    assert out["gain_per_seed"] == {"0": 1.02, "1": 1.04}
+    with pytest.raises(KeyError, match="effective_step.effective_gain"):
+        matched_lr([{"lr": 0.001, "settings": {"seed": 0}}])
+    with pytest.raises(ValueError, match="several lrs"):
+        matched_lr([runs[0], {**runs[1], "lr": 0.002}])
+
+
+def test_arm_settings_switch_off_curvature_only():
+    from otgap.analysis.biostatis import arm_settings
+
+    base = {"optimizer": "biostatis", "lr": 1e-3, "seed": 2, "eig_every": "epoch", "epochs": 10,
+            "batch_sharpness_batches": 4, "optimizer_hyper": {}}  # fmt: skip
+    out = arm_settings(base, "adamw", 2e-3)
+    assert out == {**base, "optimizer": "adamw", "lr": 2e-3, "eig_every": 0,
+                   "batch_sharpness_batches": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize("diff", [[0.2, -0.3, 0.1, 0.4], [1.5, 2.5, 0.5], [0.1, -0.1, 0.05]])
+def test_tost_against_scipy_one_sided_tests(diff):
+    from scipy import stats as sps
+
+    from otgap.analysis.biostatis import tost_paired
+
+    out = tost_paired(diff, margin=1.0)
+    d = np.asarray(diff)
+    p_lo = sps.ttest_1samp(d, -1.0, alternative="greater").pvalue
+    p_hi = sps.ttest_1samp(d, 1.0, alternative="less").pvalue
+    assert out["p_tost"] == pytest.approx(max(p_lo, p_hi), rel=1e-10)
+    assert out["equivalent"] == (max(p_lo, p_hi) < 0.05)
+    ci = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx(ci, rel=1e-10)
+    assert tost_paired([0.3, 0.3, 0.3], 1.0)["note"].startswith("no test")
+
+
+def _arm_runs():
+    """V6 and AdamW in the grid at 1e-3, a matched AdamW arm, a sweep at 3e-4 of both."""
+    rows = []
+    for seed in range(3):
+        base = {"dataset": "digits", "model": "mlp", "loss": "mse", "seed": seed,
+                "train_seconds": 1.0, "optimizer_state_bytes": 8.0, "diverged": False,
+                "top5": 0.5, "erank": 3.0, "sharpness_over_threshold_max": np.nan,
+                "sharpness_over_threshold_last": np.nan}  # fmt: skip
+        rows += [
+            {**base, "optimizer": "biostatis", "lr": 1e-3, "test_acc": 90.0 + seed,
+             "effective_gain": 1.02, "arm": "eos", "matched_to": ""},
+            {**base, "optimizer": "adamw", "lr": 1e-3, "test_acc": 89.0 + seed,
+             "effective_gain": np.nan, "arm": "eos", "matched_to": ""},
+            {**base, "optimizer": "adamw", "lr": 1.02e-3, "test_acc": 90.0 + 1.1 * seed,
+             "effective_gain": np.nan, "arm": "matched", "matched_to": "biostatis lr=0.001"},
+            {**base, "optimizer": "biostatis", "lr": 3e-4, "test_acc": 80.0 + seed,
+             "effective_gain": 1.02, "arm": "sweep", "matched_to": ""},
+            {**base, "optimizer": "adamw", "lr": 3e-4, "test_acc": 79.0 + seed,
+             "effective_gain": np.nan, "arm": "sweep", "matched_to": ""},
+        ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_compare_pairs_nominal_matched_and_sweep():
+    table = compare(_arm_runs(), margin=1.0)
+    got = {(r.pairing, r.lr, r.baseline_lr) for r in table.itertuples()}
+    assert got == {("nominal lr", 1e-3, 1e-3), ("lr-matched", 1e-3, 1.02e-3),
+                   ("sweep", 3e-4, 3e-4)}  # fmt: skip
+    matched = table[table.pairing == "lr-matched"].iloc[0]
+    d = np.array([90.0, 91.0, 92.0]) - np.array([90.0, 91.1, 92.2])
+    assert matched.acc_delta_mean == pytest.approx(d.mean())
+    assert matched.effective_gain == pytest.approx(1.02)
+    assert matched.effective_lr == pytest.approx(1.02e-3)
+    nominal = table[table.pairing == "nominal lr"].iloc[0]
+    assert nominal.acc_delta_mean == pytest.approx(1.0) and not nominal.equivalent
+    tex = latex_table(with_claims(table))
+    assert "lr-matched" in tex and "Eff. step" in tex and "4x step-size confound" in tex
+
+
+def test_learning_curves_render(tmp_path):
+    from PIL import Image
+
+    from otgap.plots.biostatis import learning_curves
+
+    rows = [
+        {"epoch": e, "test_acc": 0.5 + 0.04 * e + 0.01 * s, "test_loss": 1.0 / (1 + e),
+         "optimizer": o, "lr": 1e-3, "seed": s, "arm": a}
+        for e in range(5) for s in range(3) for o, a in (("adamw", "eos"), ("biostatis", "eos"),
+                                                         ("adamw", "matched"))
+    ]  # fmt: skip
+    learning_curves(pd.DataFrame(rows), tmp_path / "c.pdf", tmp_path / "c.png")
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.size[0] > 800
+    with pytest.raises(ValueError, match="lacks columns"):
+        learning_curves(
+            pd.DataFrame(rows).drop(columns="seed"), tmp_path / "x.pdf", tmp_path / "x.png"
+        )

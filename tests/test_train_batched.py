@@ -302,3 +302,27 @@ def test_job_script_batched_and_looped_write_the_same_files(tmp_path, datas):
     again = _run_job(tmp_path, datas, [0, 1, 2], True, "batched=True")
     reused = [json.loads((again / f"seed={s}" / "run.json").read_text())["reused"] for s in SEEDS]
     assert reused == [False, True, True]
+
+
+def test_progress_lines_keep_the_final_loss_of_an_early_stopped_seed(datas):
+    """After a seed stops, its masked updates return loss 0; the progress lines must show its last
+    real loss, marked stopped, and the stop line its final values."""
+    changed = [dict(d) for d in datas]
+    for key in ("t", "obs"):
+        changed[1][f"val_{key}"] = datas[1][f"train_{key}"][:8]
+    changed[1]["val_y"] = -datas[1]["train_y"][:8]
+    cfg = FitConfig(
+        epochs=10, batch_size=20, lr=2e-2, patience=2, horizon_ramp_epochs=2, log_every_epochs=1
+    )
+    lines: list[str] = []
+    runs = train_seeds("grud", {"hidden": 6}, changed, cfg, SEEDS, log=lines.append)
+    stopped = [r.result.extras["stopped_epoch"] for r in runs]
+    assert min(stopped) < 9, f"stopping epochs {stopped}: retune the test"
+    progress = [m for m in lines if "losses=[" in m]
+    after = [m for m in progress if "(stopped)" in m]
+    assert after, progress
+    for line in progress:
+        values = line.split("losses=[")[1].split("]")[0].split(", ")
+        assert all(float(v.split()[0]) > 0 for v in values), line
+    stops = [m for m in lines if "stopped early" in m]
+    assert stops and all("last loss" in m and "best epoch" in m for m in stops), stops

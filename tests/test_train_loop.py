@@ -41,8 +41,14 @@ def run(tmp_path, total, stop_at=None, seed=3):
         return step(i)
 
     return train_loop(
-        step_fn=step_fn, total_steps=total, seed=seed, stateful={"model": model, "opt": opt},
-        eval_fn=evaluate, eval_every=5, checkpoint_dir=tmp_path, checkpoint_every=7,
+        step_fn=step_fn,
+        total_steps=total,
+        seed=seed,
+        stateful={"model": model, "opt": opt},
+        eval_fn=evaluate,
+        eval_every=5,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=7,
         log=lambda m: None,
     ), model
 
@@ -76,8 +82,15 @@ def test_divergence_is_a_result(tmp_path):
         return float("nan") if i == 4 else 1.0
 
     model = torch.nn.Linear(1, 1)
-    res = train_loop(step_fn=step_fn, total_steps=20, seed=0, stateful={"m": model},
-                     eval_fn=lambda i: {"x": 1.0}, eval_every=2, log=lambda m: None)
+    res = train_loop(
+        step_fn=step_fn,
+        total_steps=20,
+        seed=0,
+        stateful={"m": model},
+        eval_fn=lambda i: {"x": 1.0},
+        eval_every=2,
+        log=lambda m: None,
+    )
     assert res.diverged and res.diverged_step == 5 and calls == [0, 1, 2, 3, 4]
     assert res.history[-1]["diverged"] is True and res.history[-1]["step"] == 5
 
@@ -93,11 +106,25 @@ def test_extras_survive_resume(tmp_path):
         return 0.5
 
     with pytest.raises(Preempted):
-        train_loop(step_fn=step_fn, total_steps=10, seed=0, stateful={"m": model},
-                   checkpoint_dir=tmp_path, extras=extras, log=lambda m: None)
+        train_loop(
+            step_fn=step_fn,
+            total_steps=10,
+            seed=0,
+            stateful={"m": model},
+            checkpoint_dir=tmp_path,
+            extras=extras,
+            log=lambda m: None,
+        )
     got = {}
-    res = train_loop(step_fn=lambda i: 0.5, total_steps=10, seed=0, stateful={"m": model},
-                     checkpoint_dir=tmp_path, extras=got, log=lambda m: None)
+    res = train_loop(
+        step_fn=lambda i: 0.5,
+        total_steps=10,
+        seed=0,
+        stateful={"m": model},
+        checkpoint_dir=tmp_path,
+        extras=got,
+        log=lambda m: None,
+    )
     assert torch.equal(got["v"], torch.full((3,), 6.0)) and res.resumed_from == 7
     assert math.isfinite(res.wall_seconds)
 
@@ -114,10 +141,35 @@ def test_loop_marks_time_each_evaluation():
             time.sleep(0.2)
         return 0.5
 
-    res = train_loop(step_fn=step_fn, total_steps=7, seed=0, stateful={},
-                     eval_fn=lambda i: {"x": 1.0}, eval_every=3, log=lambda m: None)
+    res = train_loop(
+        step_fn=step_fn,
+        total_steps=7,
+        seed=0,
+        stateful={},
+        eval_fn=lambda i: {"x": 1.0},
+        eval_every=3,
+        log=lambda m: None,
+    )
     assert [m[0] for m in res.marks] == [0, 3, 6, 7]
     secs = [m[1] for m in res.marks]
     assert secs == sorted(secs) and secs[-1] <= res.wall_seconds
     assert secs[2] - secs[1] >= 0.2 > secs[1] - secs[0]
     assert [m[0] for m in timing_marks(res.marks, keep=2)] == [0, 3, 7]
+
+
+def test_each_measurement_logs_sharpness_against_its_threshold():
+    """An Edge-of-Stability job's log shows sharpness / threshold at every measurement (the
+    ratio by hand), skips measurements without a sharpness, and an early stop names its loss."""
+    sharp = {0: 1.0, 4: 30.0, 8: float("nan")}
+    lines: list[str] = []
+    train_loop(
+        step_fn=lambda step: 0.5, total_steps=12, seed=0, stateful={}, eval_every=4,
+        eval_fn=lambda step: {"sharpness": sharp.get(step, 45.0), "threshold": 40.0},
+        label="eos", log=lines.append, should_stop=lambda step: step == 8,
+    )  # fmt: skip
+    readings = [m for m in lines if "sharpness" in m]
+    assert readings == [
+        "[eos] step 0/12 sharpness 1 / threshold 40 = 0.025",
+        "[eos] step 4/12 sharpness 30 / threshold 40 = 0.750",
+    ]
+    assert "[eos] stopped early at step 8/12: loss=0.5" in lines

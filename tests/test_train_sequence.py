@@ -23,8 +23,15 @@ from otgap.train.sequence import (
 )
 
 SPEC = DatasetSpec(
-    n_train=48, n_val=16, n_test=16, n_context=12, horizon=6, rollout_n=3, rollout_length=80,
-    rollout_context=5, burn_in=50.0,
+    n_train=48,
+    n_val=16,
+    n_test=16,
+    n_context=12,
+    horizon=6,
+    rollout_n=3,
+    rollout_length=80,
+    rollout_context=5,
+    burn_in=50.0,
 )
 
 
@@ -58,8 +65,13 @@ def _fit(name, data, epochs=15, seed=0, **kw):
     model = build_sequence_model(name, hidden=16, **kw)
     cfg = FitConfig(epochs=epochs, batch_size=16, lr=5e-3)
     res = fit_sequence_model(
-        model, split_tensors(data, "train"), cfg, seed=seed, val=split_tensors(data, "val"),
-        true_field=lambda t, y: vector_field(t, y, system="fhn"), log=lambda msg: None,
+        model,
+        split_tensors(data, "train"),
+        cfg,
+        seed=seed,
+        val=split_tensors(data, "val"),
+        true_field=lambda t, y: vector_field(t, y, system="fhn"),
+        log=lambda msg: None,
         n_context=int(data["n_context"]),
     )
     return model, res
@@ -85,8 +97,11 @@ def test_oracle_regresses_the_true_field(data):
     truth = lambda tt, yy: vector_field(tt, yy, system="fhn")  # noqa: E731
     torch.manual_seed(0)
     with torch.no_grad():
-        before = float(vector_field_loss(build_sequence_model("neural_ode_oracle", hidden=16),
-                                         t, y, obs, truth))
+        before = float(
+            vector_field_loss(
+                build_sequence_model("neural_ode_oracle", hidden=16), t, y, obs, truth
+            )
+        )
     model, res = _fit("neural_ode_oracle", data, epochs=30)
     with torch.no_grad():
         after = float(vector_field_loss(model, t, y, obs, truth))
@@ -97,8 +112,9 @@ def test_oracle_regresses_the_true_field(data):
 
 def test_baseline_is_not_trained(data):
     model = build_sequence_model("last_observation")
-    out = fit_sequence_model(model, split_tensors(data, "train"),
-                             FitConfig(epochs=5, batch_size=8, lr=1e-3), seed=0)
+    out = fit_sequence_model(
+        model, split_tensors(data, "train"), FitConfig(epochs=5, batch_size=8, lr=1e-3), seed=0
+    )
     assert out is None
 
 
@@ -186,8 +202,14 @@ def test_early_stopping_keeps_the_best_validation_weights(data):
     model = build_sequence_model("lstm_dt", hidden=8)
     cfg = FitConfig(epochs=400, batch_size=48, lr=0.05, patience=5, horizon_ramp_epochs=3)
     nc = int(data["n_context"])
-    res = fit_sequence_model(model, split_tensors(data, "train"), cfg, seed=0,
-                             val=split_tensors(data, "val"), n_context=nc)
+    res = fit_sequence_model(
+        model,
+        split_tensors(data, "train"),
+        cfg,
+        seed=0,
+        val=split_tensors(data, "val"),
+        n_context=nc,
+    )
     hist = [r for r in res.history if "val_loss" in r]
     losses = np.array([r["val_loss"] for r in hist])
     best = int(np.argmin(losses))
@@ -204,16 +226,21 @@ def test_last_epoch_weights_and_one_step_objective_stay_reachable(data):
     torch.manual_seed(0)
     model = build_sequence_model("neural_ode", hidden=8, n_sub=1)
     cfg = FitConfig(epochs=3, batch_size=48, lr=0.01, objective="one_step", keep="last")
-    res = fit_sequence_model(model, split_tensors(data, "train"), cfg, seed=0,
-                             val=split_tensors(data, "val"))
+    res = fit_sequence_model(
+        model, split_tensors(data, "train"), cfg, seed=0, val=split_tensors(data, "val")
+    )
     with torch.no_grad():
         v = float(one_step_loss(model, *split_tensors(data, "val")))
     assert v == pytest.approx(res.history[-1]["val_loss"], rel=1e-6)
     with pytest.raises(ValueError, match="objective"):
         FitConfig(epochs=1, batch_size=1, lr=1e-3, objective="nope")
     with pytest.raises(ValueError, match="n_context"):
-        fit_sequence_model(build_sequence_model("tlstm", hidden=4), split_tensors(data, "train"),
-                           FitConfig(epochs=1, batch_size=8, lr=1e-3), seed=0)
+        fit_sequence_model(
+            build_sequence_model("tlstm", hidden=4),
+            split_tensors(data, "train"),
+            FitConfig(epochs=1, batch_size=8, lr=1e-3),
+            seed=0,
+        )
 
 
 def _fit_one_cell(data, cfg, batched):

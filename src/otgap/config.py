@@ -9,6 +9,7 @@ out-of-range value stops the run before any job is scheduled, with a message suc
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,21 +102,120 @@ def load_schema(path: str | Path) -> dict:
     return read_yaml(path)
 
 
+# Names that become one folder of a path (run, paper.compare_run, ...): never '.', '..', a hidden
+# or dot-only name, an option-like '-x' or anything with a '/'. The schema's definitions/path_name.
+PATH_NAME_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+# docs/config_checks.md: how to give nested values on the command line
+CONFIG_DOC = "docs/config_checks.md"
+
+
+def _describe(schema: Any) -> str:
+    """What a (small) subschema allows, in words: 'an integer >= 1', "'epoch'", 'true or false'."""
+    if not isinstance(schema, Mapping):
+        return "anything"
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        values = [repr(v) for v in schema["enum"]]
+        return values[0] if len(values) == 1 else "one of " + ", ".join(values)
+    kind = schema.get("type")
+    words = {
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "boolean": "true or false",
+        "null": "null",
+        "array": "a list",
+        "object": "a mapping",
+    }
+    if isinstance(kind, list):
+        text = " or ".join(words.get(k, k) for k in kind)
+    else:
+        text = words.get(kind, "a value")
+    bounds = [
+        (f">= {schema['minimum']}" if "minimum" in schema else ""),
+        (f"> {schema['exclusiveMinimum']}" if "exclusiveMinimum" in schema else ""),
+        (f"<= {schema['maximum']}" if "maximum" in schema else ""),
+        (f"< {schema['exclusiveMaximum']}" if "exclusiveMaximum" in schema else ""),
+    ]
+    bounds = [b for b in bounds if b]
+    return f"{text} {' and '.join(bounds)}" if bounds else text
+
+
+def _text_of_type(instance: Any, wanted: Any) -> bool:
+    """True when ``instance`` is a string whose YAML reading has a wanted type ('false', '5'):
+    what a nested ``--config key='{a: false}'`` value becomes (Snakemake reads it as text)."""
+    if not isinstance(instance, str):
+        return False
+    try:
+        value = yaml.safe_load(instance)
+    except yaml.YAMLError:
+        return False
+    kinds = set(wanted if isinstance(wanted, list) else [wanted])
+    return (
+        (isinstance(value, bool) and "boolean" in kinds)
+        or (
+            isinstance(value, int) and not isinstance(value, bool) and kinds & {"integer", "number"}
+        )
+        or (isinstance(value, float) and "number" in kinds)
+    )
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    msg = err.message
+    if err.validator == "additionalProperties":
+        msg = f"{msg} (check the spelling; allowed keys are listed in the schema)"
+    elif err.validator == "pattern" and err.validator_value == PATH_NAME_PATTERN:
+        msg = (
+            f"{err.instance!r} is not a folder name: letters, digits, '_', '.' and '-', starting "
+            "with a letter, a digit or '_' (never '.', '..', a hidden name or a path)"
+        )
+    elif err.validator in ("oneOf", "anyOf"):
+        allowed = " or ".join(_describe(s) for s in err.validator_value)
+        msg = f"{err.instance!r} is not allowed; allowed: {allowed}"
+    elif err.validator == "enum":
+        allowed = ", ".join(repr(v) for v in err.validator_value)
+        msg = f"{err.instance!r} is not allowed; allowed: {allowed}"
+    wanted = err.validator_value if err.validator == "type" else None
+    if err.validator in ("oneOf", "anyOf"):
+        wanted = [s.get("type") for s in err.validator_value if isinstance(s, Mapping)]
+    if wanted is not None and _text_of_type(err.instance, wanted):
+        msg += (
+            " (a text that reads as another type: a nested --config value arrives as text; "
+            f"give it in a --configfile overlay instead, see {CONFIG_DOC})"
+        )
+    return msg
+
+
+def non_finite(config: Any, path: tuple = ()) -> list[str]:
+    """Key paths of every NaN or infinite number in ``config`` (YAML .nan, .inf, -.inf)."""
+    if isinstance(config, float):
+        return (
+            []
+            if math.isfinite(config)
+            else [f"  {key_path(path)}: {config!r} is not a finite number"]
+        )
+    if isinstance(config, Mapping):
+        return [p for k, v in config.items() for p in non_finite(v, (*path, k))]
+    if isinstance(config, list):
+        return [p for i, v in enumerate(config) for p in non_finite(v, (*path, i))]
+    return []
+
+
 def validate_config(config: dict, schema: Mapping | str | Path) -> dict:
-    """Validate ``config`` in place, filling defaults; raise ConfigError naming every bad key."""
+    """Validate ``config`` in place, filling defaults; raise ConfigError naming every bad key.
+
+    Besides the schema, every number must be finite: JSON Schema's minimum and maximum let NaN
+    through (every comparison with NaN is false), so one pass over the merged config names each
+    NaN or infinity by its key path."""
     if not isinstance(schema, Mapping):
         schema = load_schema(schema)
     errors = sorted(
         _DefaultFiller(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
     )
-    if errors:
-        lines = []
-        for err in errors:
-            where = key_path(err.absolute_path)
-            msg = err.message
-            if err.validator == "additionalProperties":
-                msg = f"{msg} (check the spelling; allowed keys are listed in the schema)"
-            lines.append(f"  {where}: {msg}")
+    lines = [f"  {key_path(err.absolute_path)}: {_message(err)}" for err in errors]
+    lines += non_finite(config)
+    if lines:
         raise ConfigError(
             "invalid configuration (see workflow/schemas/config.schema.yaml):\n" + "\n".join(lines)
         )
@@ -187,30 +287,52 @@ def fhn_system_train(train: Mapping, system: str) -> dict[str, dict[str, dict]]:
     return out
 
 
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def check_config(
+    config: dict, schema: Mapping | str | Path = SCHEMA, repo: str | Path = REPO
+) -> dict:
+    """Every start-up check of a merged config, in the order the workflow runs them: the schema
+    (filling defaults) and finite numbers, the run's folders (otgap.paths.run_roots), the
+    registry names and the values the jobs would use (otgap.startup_checks.check_values).
+
+    ``workflow/rules/common.smk`` and ``python -m otgap.config`` both call this, so they accept
+    and reject the same configs. Raises ConfigError naming the key path of each problem."""
+    from otgap.paths import run_roots
+
+    validate_config(config, schema)
+    run_roots(config, repo)
+    from otgap.startup_checks import check_values
+
+    check_values(config)
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m otgap.config FILE...``: check config files as the workflow would, naming the
-    file and line of a YAML error (Snakemake's own reader of ``--configfile`` does not)."""
+    """``python -m otgap.config FILE...``: check config files with the workflow's start-up checks
+    (strict YAML naming the file and line of an error, schema, finite numbers, the run's folders,
+    registry names, values). Exit status 0 when they pass, 2 with one message when not."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m otgap.config", description=main.__doc__)
     parser.add_argument("files", nargs="+", help="config files, later ones overriding earlier")
-    parser.add_argument(
-        "--schema",
-        default=str(Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"),
-    )
+    parser.add_argument("--schema", default=str(SCHEMA))
     args = parser.parse_args(argv)
     try:
-        config = load_config(*args.files, schema=args.schema)
-        from otgap.startup_checks import check_values
-
-        check_values(config)
+        check_config(load_config(*args.files), args.schema)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"ok: {' + '.join(args.files)}")
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests
-    raise SystemExit(main())
+    # Run the imported module's main, not this copy's: under `python -m` this file is also
+    # `__main__`, whose ConfigError is another class than the one otgap.startup_checks raises.
+    from otgap.config import main as _main
+
+    raise SystemExit(_main())

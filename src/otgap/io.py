@@ -63,7 +63,9 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
         probe = probe.parent
     hint = "Choose a writable results root (config key 'results_root') or fix the permissions."
     if not probe.is_dir():
-        raise OutputError(f"cannot create output directory '{p}': '{probe}' is not a directory. {hint}")
+        raise OutputError(
+            f"cannot create output directory '{p}': '{probe}' is not a directory. {hint}"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         what = "output directory" if probe == p.absolute() else f"directory '{probe}' above"
         raise OutputError(f"{what} '{p}' is not writable. {hint}")

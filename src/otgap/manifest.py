@@ -160,7 +160,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("b")
     args = parser.parse_args(argv)
     if args.command == "write":
-        entries = write_manifest(args.root)
+        # bad input (no such folder, unreadable files): one message naming it, exit status 2
+        if not Path(args.root).is_dir():
+            print(
+                f"error: run folder '{args.root}' does not exist or is not a folder",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            entries = write_manifest(args.root)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"{len(entries)} files -> {Path(args.root) / MANIFEST_NAME}")
         return 0
     try:

@@ -113,6 +113,9 @@ def _dry_env() -> dict[str, str]:
         tmp.replace(exe)
     env = dict(os.environ)
     env["PATH"] = f"{stub}{os.pathsep}{env.get('PATH', '')}"
+    # Snakemake's full job listing (inputs, outputs, benchmark, resources) for parse_jobs, not
+    # the one-line-per-job console of the profiles (set_job_messages in workflow/rules/common.smk)
+    env["OTGAP_JOB_DETAILS"] = "1"
     return env
 
 
@@ -204,14 +207,16 @@ def rule_stages(repo: Path = REPO) -> dict[str, str]:
 
 
 def load_config(configfiles: list[str], repo: Path = REPO) -> dict[str, Any]:
-    """The merged, validated config as the workflow sees it (config.yaml, then the overlays)."""
+    """The merged config as the workflow sees it (config.yaml, then the overlays), checked by the
+    workflow's own start-up checks (otgap.config.check_config; ConfigError when it fails)."""
+    from otgap.config import check_config
     from otgap.config import load_config as _load
 
     paths = [
         repo / "config" / "config.yaml",
         *(Path(c) if Path(c).is_absolute() else repo / c for c in configfiles),
     ]
-    return _load(*paths, schema=repo / "workflow" / "schemas" / "config.schema.yaml")
+    return check_config(_load(*paths), repo / "workflow" / "schemas" / "config.schema.yaml", repo)
 
 
 def _fhn_epochs(config: Mapping[str, Any], job: Job) -> float:
@@ -1029,6 +1034,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cores", type=int, default=2, help="cores for the calibration run")
     args = parser.parse_args(argv)
+    from otgap.config import ConfigError
+
     # config/config.yaml is always the base; naming it again changes nothing
     configfiles = [c for c in args.configfile if Path(c).resolve() != REPO / "config/config.yaml"]
     try:
@@ -1036,6 +1043,9 @@ def main(argv: list[str] | None = None) -> int:
             calibrate(configfiles, cores=args.cores)
             return 0
         text, *_ = plan(configfiles, use_benchmarks=not args.no_benchmarks)
+    except ConfigError as exc:  # bad input: one message naming the key or the file
+        print(f"otgap.plan: {exc}", file=sys.stderr)
+        return 2
     except PlanError as exc:
         print(f"otgap.plan: {exc}", file=sys.stderr)
         return 1

@@ -158,6 +158,29 @@ def check_optimizers(eos: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def check_registry_names(config: Mapping[str, Any]) -> list[str]:
+    """Model and optimizer names that are not in their registries (``fhn.models``,
+    ``eos.models``, ``eos.optimizers[].name``), with the names that are."""
+    from otgap.models.classifiers import CLASSIFIERS
+    from otgap.models.sequence import SEQUENCE_MODELS
+    from otgap.optim import OPTIMIZERS
+
+    fhn, eos = config.get("fhn", {}), config.get("eos", {})
+    checks = [
+        ("fhn.models", fhn.get("models", []), SEQUENCE_MODELS),
+        ("eos.models", eos.get("models", []), CLASSIFIERS),
+        ("eos.optimizers", [o.get("name") for o in eos.get("optimizers", [])], OPTIMIZERS),
+    ]
+    problems = []
+    for key, names, registry in checks:
+        unknown = [n for n in names if n not in registry]
+        if unknown:
+            problems.append(
+                f"  {key}: unknown {registry.kind} name(s) {unknown}; known: {sorted(registry)}"
+            )
+    return problems
+
+
 CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any]], list[str]]], ...] = (
     ("fhn", check_sequence_models),
     ("eos", check_classifiers),
@@ -166,7 +189,11 @@ CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any]], list[str]]], ...] = (
 
 
 def check_values(config: Mapping[str, Any]) -> None:
-    """Run every check; raise ``ConfigError`` listing each failure with its key path."""
+    """Run every check; raise ``ConfigError`` listing each failure with its key path (unknown
+    registry names alone when there are any: the builds would only repeat them)."""
+    names = check_registry_names(config)
+    if names:
+        raise ConfigError("invalid configuration:\n" + "\n".join(names))
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

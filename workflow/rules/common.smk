@@ -4,68 +4,30 @@ from pathlib import Path
 from otgap.config import (
     ConfigError,
     canonicalise_in_place,
+    check_config,
     read_yaml,
     stage_resources,
-    validate_config,
 )
 from otgap.deps import source_dependencies
 from otgap.io import OutputError, check_writable_dir
 
 REPO = Path(workflow.basedir).parent
+IN_REPO = Path.cwd().resolve() == REPO.resolve()
 SRC = REPO / "src"
 
 try:
     # Snakemake's YAML reader merges a key given twice; read every config file again strictly
     for _configfile in workflow.configfiles:
         read_yaml(_configfile)
-    validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    # schema, finite numbers, the run's folders, registry names, values: the same function as
+    # `python -m otgap.config` (one checker)
+    check_config(
+        config, Path(workflow.basedir) / "schemas" / "config.schema.yaml", REPO
+    )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 # key order in the YAML files must not matter to the params rerun trigger
 canonicalise_in_place(config)
-
-
-def check_registry_names():
-    """Model and optimizer names must exist in the registries: fail before any job otherwise."""
-    from otgap.models.classifiers import CLASSIFIERS
-    from otgap.models.sequence import SEQUENCE_MODELS
-    from otgap.optim import OPTIMIZERS
-
-    problems = []
-    checks = [
-        ("fhn.models", config["fhn"]["models"], SEQUENCE_MODELS),
-        ("eos.models", config["eos"]["models"], CLASSIFIERS),
-        (
-            "eos.optimizers",
-            [o["name"] for o in config["eos"]["optimizers"]],
-            OPTIMIZERS,
-        ),
-    ]
-    for key, names, registry in checks:
-        unknown = [n for n in names if n not in registry]
-        if unknown:
-            problems.append(
-                f"  {key}: unknown {registry.kind} name(s) {unknown}; known: {sorted(registry)}"
-            )
-    if problems:
-        raise WorkflowError("invalid configuration:\n" + "\n".join(problems))
-
-
-check_registry_names()
-
-
-def check_config_values():
-    """Build every configured model and optimizer with the config's values (otgap.startup_checks):
-    a value the jobs could not use stops the run here, with its key path."""
-    from otgap.startup_checks import check_values
-
-    try:
-        check_values(config)
-    except ConfigError as exc:
-        raise WorkflowError(str(exc)) from None
-
-
-check_config_values()
 
 R = f"{config['results_root']}/{config['run']}"
 L = f"{config['logs_root']}/{config['run']}"
@@ -117,7 +79,16 @@ def src_deps(*roots, follow_registries=True):
         modules = source_dependencies(REPO, *roots, follow_registries=follow_registries)
     except ValueError as exc:
         raise WorkflowError(str(exc)) from None
-    return sorted({r for r in roots if r.endswith(".py")} | set(modules))
+    return sorted(
+        map(repo_path, {r for r in roots if r.endswith(".py")} | set(modules))
+    )
+
+
+def repo_path(path):
+    """A repository file as a rule input: relative when the run's working directory is the
+    repository (the paths every earlier run recorded), absolute otherwise (`--directory`).
+    """
+    return str(path) if IN_REPO else str(REPO / path)
 
 
 def script_inputs(script, **extra):
@@ -169,13 +140,13 @@ def fhn_condition(wildcards):
 
 
 def systems_targets():
-    """Final artifacts of the seeds' systems (rules/systems_*.smk) that this config builds."""
+    """Final artifacts of the other systems (rules/systems_*.smk) that this config builds."""
     return [
-        # seeds 001/002: Landau nets (systems_landau.smk)
+        # the Landau network: Landau nets (systems_landau.smk)
         *systems_landau_targets(),
         *biostatis_targets(),  # BiostatisV6 vs AdamW (systems_biostatis.smk)
         *biostatis_cifar_targets(),
-        *systems_ode_targets(),  # seed 004: networks that solve known ODEs (systems_ode.smk)
+        *systems_ode_targets(),  # the ODE-solving networks: networks that solve known ODEs (systems_ode.smk)
     ]
 
 
@@ -207,3 +178,61 @@ def systems_ode_targets():
         # the per-(system, seed) references are its inputs
         out += [f"{root}/a1_reference/table.csv", f"{root}/a1_reference/table.tex"]
     return out
+
+
+# ---- console: one line per job ---------------------------------------------------------------
+JOB_DETAILS_ENV = "OTGAP_JOB_DETAILS"
+
+
+def set_job_messages():
+    """Give every rule without its own ``message`` one that names the rule and its wildcards.
+
+    Snakemake prints a job with a message as ``Job <id>: <message>`` instead of listing every
+    input (each rule lists the library modules its script imports, about 20 files), so a run
+    prints one line per job. ``OTGAP_JOB_DETAILS=1`` keeps Snakemake's full listing (inputs,
+    outputs, benchmark, threads, resources), which otgap.plan reads from its dry runs.
+    """
+    import os
+    import re
+
+    if os.environ.get(JOB_DETAILS_ENV) == "1":
+        return
+
+    for rule_ in workflow.rules:
+        if rule_.message:
+            continue
+        order = []
+        for pattern in map(str, rule_.output):
+            for name in re.findall(r"{\s*(\w+)", pattern):
+                if name not in order:
+                    order.append(name)
+        order += sorted(set(rule_.wildcard_names) - set(order))
+        wildcards = ", ".join(f"{w}={{wildcards.{w}}}" for w in order)
+        rule_.message = f"{rule_.name}" + (f" ({wildcards})" if wildcards else "")
+        if rule_.log:  # progress of a long job: `tail -f` this file
+            rule_.message += " log: {log}"
+
+
+# ---- cluster runs ----------------------------------------------------------------------------
+def check_remote_cores():
+    """A cluster run (executor other than local) caps every rule's threads at ``--cores``. The
+    SLURM profile sets no cores; a value there comes from profiles/default (`cores: all`, the login
+    node's cores), loaded on top when `--workflow-profile none` is forgotten. Stop before any
+    submission when that cap would shrink a configured stage, and name the fix."""
+    if workflow.local_exec or not workflow.is_main_process:  # known once the run starts
+        return
+    cores = workflow.resource_settings.cores
+    if cores is None:
+        return
+    capped = sorted(
+        f"{stage} (threads {r['threads']})"
+        for stage, r in ((s, stage_resources(config, s)) for s in config["resources"])
+        if r["threads"] > cores
+    )
+    if capped:
+        raise WorkflowError(
+            f"--cores {cores} with executor '{workflow.executor_plugin.name}' would cap the "
+            f"threads of every cluster job at {cores}: {', '.join(capped)}. On a cluster run, "
+            "add `--workflow-profile none` (profiles/default sets `cores: all`; docs/cluster.md) "
+            "or give --cores at least the largest stage's threads."
+        )

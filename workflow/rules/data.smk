@@ -1,6 +1,6 @@
 # Data stage: FitzHugh-Nagumo simulation with irregular observation masks (Appendix A.1 data).
 # MedMNIST downloads live with the Edge-of-Stability rules (eos.smk); MNIST and CIFAR-10 downloads
-# (for the seeds' own benchmarks) are the local rules at the end of this file.
+# (for the other systems' own benchmarks) are the local rules at the end of this file.
 
 
 rule fhn_lyapunov:

@@ -223,6 +223,13 @@ def eos_settings(wildcards):
             else entry.get("eig_subset", EOS["eig_subset"])
         ),
         "eig_k": EOS["eig_k"],
+        # batch sharpness only where it decides stability (minibatch sgd/momentum)
+        "batch_sharpness_batches": (
+            entry.get("batch_sharpness_batches", EOS["batch_sharpness_batches"])
+            if OPTIMIZERS[wildcards.optimizer].batch_sharpness
+            and not OPTIMIZERS[wildcards.optimizer].full_batch
+            else 0
+        ),
         "eig_tol": EOS["eig_tol"],
         "eig_max_iter": EOS["eig_max_iter"],
         "n_snapshots": EOS["n_snapshots"],

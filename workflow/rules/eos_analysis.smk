@@ -74,13 +74,15 @@ def eos_group_spectra(wildcards):
     return [f"{eos_run_dir(run)}/spectrum.npz" for run in eos_group_configs(wildcards)]
 
 
+def _eos_first_seed_runs():
+    return [{**cfg, "seed": seeds[0]} for cfg, seeds in _eos_unique(EOS_CONFIG_KEYS)]
+
+
 def eos_analysis_targets():
     runs = eos_runs()
-    per_run = [
-        f"{eos_run_dir(r)}/{name}"
-        for r in runs
-        for name in ("landscape.npz", "spectrum.npz")
-    ]
+    per_run = [f"{eos_run_dir(r)}/landscape.npz" for r in runs]
+    # spectra only where a figure reads them: each configuration's first seed (quick budget)
+    per_run += [f"{eos_run_dir(r)}/spectrum.npz" for r in _eos_first_seed_runs()]
     figures = [
         f"{EOS_FIG}/" + EOS_CONFIG_TAIL.format(**cfg) + f"/{name}.{ext}"
         for cfg, _ in _eos_unique(EOS_CONFIG_KEYS)

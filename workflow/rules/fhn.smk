@@ -31,7 +31,34 @@ FHN_TRAIN_KEYS = {
     "horizon_ramp_epochs",
     "keep",
     "batch_seeds",
+    "reason",
 }
+# the schedule every learned model shares (docs/a1_protocol.md): a per-model override of one of
+# these needs a stated, measured ``reason`` beside it in the config
+FHN_SCHEDULE_KEYS = {
+    "epochs",
+    "lr",
+    "patience",
+    "eval_every",
+    "plateau_patience",
+    "plateau_factor",
+    "grad_clip",
+    "objective",
+    "horizon_ramp_epochs",
+    "keep",
+}
+FHN_TUNING = FHN_TRAIN.get("tuning") or {}
+
+
+def fhn_is_learned(model):
+    """A model trained from the observations (not a baseline, not the oracle that regresses the
+    true field): the models the protocol trains alike and compares."""
+    cls = SEQUENCE_MODELS[model]
+    return not cls.is_baseline and cls.fit_target != "vector_field"
+
+
+def fhn_tuned(model):
+    return bool(FHN_TUNING.get("enabled", False)) and fhn_is_learned(model)
 
 
 def _fhn_check_model_kwargs(where, model_kwargs):
@@ -58,6 +85,21 @@ def _fhn_check_overrides(where, overrides):
         if unknown:
             raise WorkflowError(
                 f"{where}.{name}: unknown key(s) {unknown}; known: {sorted(FHN_TRAIN_KEYS)}"
+            )
+        own_schedule = sorted(set(over) & FHN_SCHEDULE_KEYS)
+        if (
+            fhn_is_learned(name)
+            and own_schedule
+            and not str(over.get("reason", "")).strip()
+        ):
+            raise WorkflowError(
+                f"{where}.{name}: a learned model's own schedule {own_schedule} breaks the "
+                "one-schedule protocol (docs/a1_protocol.md); remove it, or state the measured "
+                "reason in a 'reason' key beside it"
+            )
+        if fhn_tuned(name) and "lr" in over:
+            raise WorkflowError(
+                f"{where}.{name}: lr is chosen by fhn.train.tuning for this model; remove it"
             )
 
 
@@ -102,6 +144,20 @@ def _fhn_check_config():
                     f"{where}: neural_ode and neural_ode_oracle must integrate alike on system "
                     f"'{system}'; {key} differs ({ode} vs {oracle})"
                 )
+    if FHN_TUNING.get("enabled", False):
+        tseeds = [int(x) for x in FHN_TUNING.get("seeds", [])]
+        clash = sorted(set(tseeds) & {int(x) for x in FHN["seeds"]})
+        if len(set(tseeds)) < 2 or clash:
+            raise WorkflowError(
+                f"fhn.train.tuning.seeds: need >= 2 distinct seeds that are not evaluation seeds "
+                f"(fhn.seeds); got {tseeds}" + (f", shared: {clash}" if clash else "")
+            )
+        from otgap.train.tuning import check_grid
+
+        try:
+            check_grid(FHN_TUNING.get("lr_grid", []))
+        except ValueError as exc:
+            raise WorkflowError(f"fhn.train.tuning.lr_grid: {exc}") from None
     if FHN_ANALYSIS["focus_condition"] not in FHN_CONDITIONS:
         raise WorkflowError(
             f"fhn.analysis.focus_condition: '{FHN_ANALYSIS['focus_condition']}' is not one of "
@@ -174,6 +230,15 @@ def fhn_train_code(wildcards):
     )
 
 
+def fhn_tune_code(wildcards):
+    """As fhn_train_code, for the tuning script."""
+    model_module = SEQUENCE_MODELS[wildcards.model].__module__
+    return sorted(
+        set(src_deps("scripts/fhn_tune.py", follow_registries=False))
+        | set(src_deps(model_module, follow_registries=False))
+    )
+
+
 def fhn_train_settings(wildcards):
     """Everything the training job depends on (its params, hence its rerun trigger); the
     system's fhn.train.system_overrides enter here and in fhn_model_kwargs."""
@@ -200,8 +265,50 @@ def fhn_train_settings(wildcards):
         "patience": FHN_TRAIN["patience"],
         "keep": FHN_TRAIN["keep"],
         "batch_seeds": FHN_TRAIN.get("batch_seeds", True),
-        **overrides.get(wildcards.model, {}),
+        **{
+            k: v for k, v in overrides.get(wildcards.model, {}).items() if k != "reason"
+        },
     }
+
+
+def fhn_tuning_seed_datasets(wildcards):
+    return [
+        fhn_dataset_path(wildcards.system, wildcards.condition, s)
+        for s in FHN_TUNING.get("seeds", [])
+    ]
+
+
+def fhn_tune_settings(wildcards):
+    s = fhn_train_settings(wildcards)
+    s["tuning"] = {
+        "seeds": [int(x) for x in FHN_TUNING["seeds"]],
+        "lr_grid": [float(x) for x in FHN_TUNING["lr_grid"]],
+        "max_extend": int(FHN_TUNING.get("max_extend", 2)),
+    }
+    s.pop("lr", None)  # the grid replaces it
+    s.pop("seeds", None)
+    return s
+
+
+def fhn_train_inputs(wildcards):
+    """The tuning file of a tuned cell (its chosen lr); nothing otherwise."""
+    if fhn_tuned(wildcards.model):
+        return {
+            "tuning": f"{R}/fhn/" + FHN_CELL.format(**dict(wildcards)) + "/tuning.json"
+        }
+    return {}
+
+
+def fhn_tuning_files():
+    if not FHN_TUNING.get("enabled", False):
+        return []
+    return [
+        f"{R}/fhn/system={s}/condition={c}/model={m}/tuning.json"
+        for s in FHN["systems"]
+        for c in fhn_system_conditions(s)
+        for m in FHN["models"]
+        if fhn_tuned(m)
+    ]
 
 
 def fhn_checkpoint_dirs(wildcards):
@@ -299,8 +406,32 @@ _fhn_wildcards = {
 FHN_CELL = "system={system}/condition={condition}/model={model}"
 
 
+rule fhn_tune:
+    input:
+        code=fhn_tune_code,
+        data=fhn_tuning_seed_datasets,
+    output:
+        json=f"{R}/fhn/{FHN_CELL}/tuning.json",
+    log:
+        f"{L}/fhn/{FHN_CELL}/tune.log",
+    benchmark:
+        f"{L}/benchmarks/fhn/{FHN_CELL}/tune.tsv"
+    wildcard_constraints:
+        **_fhn_wildcards,
+    priority: 10
+    threads: threads_for("fhn_train")
+    resources:
+        **res("fhn_train"),
+    params:
+        settings=fhn_tune_settings,
+        checkpoint_dir=lambda w: f"{CKPT}/fhn_tune/" + FHN_CELL.format(**dict(w)),
+    script:
+        "../../scripts/fhn_tune.py"
+
+
 rule fhn_train:
     input:
+        unpack(fhn_train_inputs),
         code=fhn_train_code,
         data=fhn_seed_datasets,
     output:
@@ -361,12 +492,15 @@ rule fhn_aggregate:
         **script_inputs(
             "scripts/fhn_aggregate.py",
             metrics=[fhn_run_file(r, "metrics.json") for r in fhn_runs()],
+            run_json=[fhn_run_file(r, "run.json") for r in fhn_runs()],
+            tuning=fhn_tuning_files(),
         ),
     output:
         csv=f"{R}/aggregate/fhn/metrics.csv",
         parquet=f"{R}/aggregate/fhn/metrics.parquet",
         meta=f"{R}/aggregate/fhn/metrics.json",
         stats=f"{R}/aggregate/fhn/stats.csv",
+        tuning=f"{R}/aggregate/fhn/tuning.csv",
     log:
         f"{L}/aggregate/fhn/aggregate.log",
     threads: 1
@@ -409,7 +543,11 @@ rule fhn_figure:
 
 rule fhn_table:
     input:
-        **script_inputs("scripts/fhn_table.py", stats=f"{R}/aggregate/fhn/stats.csv"),
+        **script_inputs(
+            "scripts/fhn_table.py",
+            stats=f"{R}/aggregate/fhn/stats.csv",
+            tuning=f"{R}/aggregate/fhn/tuning.csv",
+        ),
     output:
         tex=f"{R}/tables/fhn/summary.tex",
     log:

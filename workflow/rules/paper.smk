@@ -8,13 +8,13 @@ import sys
 from glob import glob
 
 from otgap.config import merge
-from otgap.paper.build import PaperBuildError, decide_build
+from otgap.paper.build import PaperBuildError, missing_tex, plan_build
 
 PAPER = config.get("paper", {})
 P = f"{R}/paper"
 G = f"{P}/generated"
 PAPER_SOURCES = sorted(
-    str(p.relative_to(REPO))
+    repo_path(p.relative_to(REPO))
     for p in [
         REPO / "paper" / "main.tex",
         REPO / "paper" / "references.bib",
@@ -23,12 +23,32 @@ PAPER_SOURCES = sorted(
 )
 PAPER_SYSTEMS = ("landau", "biostatis", "ode_solver")
 
+# Planning never needs TeX (dry runs, `make plan`, every job before the paper): a required PDF
+# stays planned and TeX is checked by the paper_pdf job at its start and at start-up (below) by a
+# local run that is to build it.
 try:
-    PAPER_BUILD, _paper_warning = decide_build(PAPER.get("build_pdf", "auto"))
+    PAPER_BUILD, _paper_warning = plan_build(PAPER.get("build_pdf", "auto"))
 except PaperBuildError as exc:
     raise WorkflowError(str(exc)) from None
 if _paper_warning:
     print(f"WARNING: {_paper_warning}", file=sys.stderr)
+
+
+def check_tex_at_start(log=None):
+    """Before the first job of a local run whose jobs include paper_pdf: stop when TeX is missing,
+    rather than after hours of training (a cluster's nodes may have a TeX the login node lacks,
+    so remote runs leave the check to the job)."""
+    if not workflow.local_exec or not missing_tex():
+        return
+    if any(job.rule.name == "paper_pdf" for job in workflow.dag.needrun_jobs()):
+        from otgap.paper.build import require_tex
+
+        try:
+            require_tex()
+        except PaperBuildError as exc:
+            raise WorkflowError(
+                f"{exc}; or leave the PDF out with `--omit-from paper_pdf`"
+            ) from None
 
 
 def paper_system_tables(name):
@@ -65,10 +85,17 @@ def paper_system_provenance(wildcards):
         for path in map(str, rule_.output):
             if "{" not in path:
                 out[path] = (rule_.name, str(rule_.script or "unknown"))
-    return {
-        t: out.get(t, ("unknown", "unknown"))
-        for t in paper_system_tables(wildcards.system)
-    }
+
+    def maker(table):
+        if table in out:
+            return out[table]
+        # a table made by a rule with wildcards: the rule whose output pattern matches it
+        for rule_ in workflow.rules:
+            if rule_.is_producer(table):
+                return (rule_.name, str(rule_.script or "none"))
+        return ("not found", "not found")
+
+    return {t: maker(t) for t in paper_system_tables(wildcards.system)}
 
 
 def paper_systems():
@@ -93,23 +120,37 @@ def paper_eos_figures():
     }
 
 
+def paper_compare_reference():
+    """(folder, usable, why) of the kept reference result of the original-settings run,
+    docs/reference/<compare_run>/, checked against its digest (otgap.paper.reference).
+    """
+    from otgap.paper.reference import reference_status
+
+    ref = REPO / "docs" / "reference" / PAPER["compare_run"]
+    ok, why = reference_status(
+        ref, REPO / "config" / f"{PAPER['compare_run']}.yaml", REPO
+    )
+    return ref, ok, why
+
+
 def paper_other_run():
-    """Aggregate files of the original-settings run that exist now (none: 'not run')."""
-    other = f"{config['results_root']}/{PAPER['compare_run']}"
-    names = {
-        "other_fhn_stats": f"{other}/aggregate/fhn/stats.csv",
-        "other_eos_summary": f"{other}/aggregate/eos/summary.csv",
+    """Summary files of the original-settings run's reference when it is current (else none:
+    the paper omits the comparison table and says how to make the reference)."""
+    ref, ok, _ = paper_compare_reference()
+    if not ok:
+        return {"other_lyapunov": []}
+    return {
+        "other_fhn_stats": str(ref / "aggregate/fhn/stats.csv"),
+        "other_eos_summary": str(ref / "aggregate/eos/summary.csv"),
+        "other_lyapunov": [str(ref / "data/fhn/system=fhn/lyapunov.json")],
     }
-    found = {k: v for k, v in names.items() if Path(v).is_file()}
-    found["other_lyapunov"] = sorted(glob(f"{other}/data/fhn/system=*/lyapunov.json"))[
-        :1
-    ]
-    return found
 
 
 def paper_compare_settings():
-    """Settings of both runs: this config and config/<compare_run>.yaml over config.yaml."""
-    other_file = REPO / "config" / f"{PAPER['compare_run']}.yaml"
+    """Settings of this config and of the original code as written: config/original.yaml over
+    config.yaml, never an overlay of it (original_quick shrinks the original's sizes).
+    """
+    other_file = REPO / "config" / "original.yaml"
     other = None
     if other_file.is_file():
         import yaml
@@ -135,6 +176,12 @@ def paper_generated():
             "settings_macros.tex",
             "compare_table.tex",
             "compare_macros.tex",
+            "claims_table.tex",
+            "claims_macros.tex",
+            "scope_table.tex",
+            "scope_cost.tex",
+            "scope_macros.tex",
+            "provenance_table.tex",
         )
     ]
     if paper_fhn_reference_enabled():
@@ -143,14 +190,18 @@ def paper_generated():
 
 
 def paper_targets():
-    """The PDF when it is built; the generated parts alone when auto skips it; else nothing."""
+    """The PDF and every generated part when it is built (so a deleted part is planned again,
+    not only a missing PDF); the generated parts alone when auto skips it; else nothing.
+    """
     if PAPER_BUILD:
-        return [f"{P}/main.pdf"]
+        return [f"{P}/main.pdf", *paper_generated()]
     return paper_generated() if PAPER.get("build_pdf", "auto") == "auto" else []
 
 
 localrules:
     paper_settings,
+    paper_claims,
+    paper_scope,
 
 
 rule paper_fhn:
@@ -253,6 +304,114 @@ rule paper_settings:
         "../../scripts/paper_settings.py"
 
 
+PAPER_CONFIGS = sorted(
+    repo_path(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml")
+)
+
+
+def paper_run_targets():
+    """Every non-paper artifact of the run: the scope job reads the benchmark files of all jobs."""
+    return [
+        *fhn_data_targets(),
+        *fhn_targets(),
+        *eos_train_targets(),
+        *eos_analysis_targets(),
+        *systems_targets(),
+    ]
+
+
+def paper_provenance_makers():
+    """(rule, script) of every sidecar JSON this run writes at a fixed path under {R}/ (the
+    aggregate and table sidecars the paper's captions point to), for the appendix table.
+    """
+    out = {}
+    for rule_ in workflow.rules:
+        for path in map(str, rule_.output):
+            if (
+                "{" in path
+                or not path.endswith(".json")
+                or not path.startswith(f"{R}/")
+            ):
+                continue
+            out[path] = (rule_.name, str(rule_.script or "none"))
+    # the other systems' tables: the sidecar beside each table, else the first sidecar in its
+    # folder or in the system's aggregate/ and systems/ folders (a table rule that writes none,
+    # e.g. biostatis_table, is described by the sidecar of the rule it reads)
+    for name in paper_systems():
+        for table in paper_system_tables(name):
+            folders = [
+                Path(table).parent,
+                Path(f"{R}/aggregate/{name}"),
+                Path(f"{R}/systems/{name}"),
+            ]
+            found = [Path(table).with_suffix(".json")]
+            found += [
+                j for d in folders if d.is_dir() for j in sorted(d.rglob("*.json"))[:1]
+            ]
+            side = next((j for j in found if j.is_file()), None)
+            if side is not None:
+                out.setdefault(str(side), paper_producer(str(side)))
+    return out
+
+
+def paper_producer(path):
+    """(rule, script) of the rule whose output (pattern) matches ``path``."""
+    for rule_ in workflow.rules:
+        if path in map(str, rule_.output) or rule_.is_producer(path):
+            return (rule_.name, str(rule_.script or "none"))
+    return ("not found", "not found")
+
+
+# The original's claims with one verdict each (otgap.paper.claims; claims in paper/claims.yaml).
+rule paper_claims:
+    input:
+        **script_inputs(
+            "scripts/paper_claims.py",
+            claims=repo_path("paper/claims.yaml"),
+            configs=PAPER_CONFIGS,
+            fhn_metrics=f"{R}/aggregate/fhn/metrics.csv",
+            eos_summary=f"{EOS_AGG}/summary.csv",
+            lyapunov=f"{R}/data/fhn/system={FHN['systems'][0]}/lyapunov.json",
+        ),
+    output:
+        table=f"{G}/claims_table.tex",
+        macros=f"{G}/claims_macros.tex",
+        csv=f"{P}/claims.csv",
+    log:
+        f"{L}/paper/claims.log",
+    params:
+        config=config,
+        config_dir=str(REPO / "config"),
+    script:
+        "../../scripts/paper_claims.py"
+
+
+# What was run (this config, the paper config, the original code's) and what it cost.
+rule paper_scope:
+    input:
+        **script_inputs(
+            "scripts/paper_scope.py",
+            configs=PAPER_CONFIGS,
+            device=f"{R}/data/fhn/system={FHN['systems'][0]}/lyapunov.json",
+            run=lambda wildcards: paper_run_targets(),
+        ),
+    output:
+        table=f"{G}/scope_table.tex",
+        cost=f"{G}/scope_cost.tex",
+        macros=f"{G}/scope_macros.tex",
+        provenance=f"{G}/provenance_table.tex",
+    log:
+        f"{L}/paper/scope.log",
+    params:
+        makers=lambda wildcards: paper_provenance_makers(),  # after every rule file is read
+        results=R,
+        config=config,
+        config_dir=str(REPO / "config"),
+        benchmarks=f"{L}/benchmarks",
+    script:
+        "../../scripts/paper_scope.py"
+
+
 rule paper_compare:
     input:
         **script_inputs(
@@ -279,6 +438,7 @@ rule paper_compare:
     params:
         this_run=config["run"],
         other_run=PAPER["compare_run"],
+        reference_status=paper_compare_reference()[2],
         condition=PAPER["compare_condition"],
         models=[
             m

@@ -1,4 +1,4 @@
-# Seeds 001/002: Landau nets + Langevin against plain FC nets (table), decision-boundary GIFs.
+# The Landau network: Landau nets + Langevin against plain FC nets (table), decision-boundary GIFs.
 LANDAU = config["systems"]["landau"]
 LANDAU_DIR = f"{R}/systems/landau"
 LANDAU_LOGS = f"{L}/systems/landau"
@@ -91,6 +91,7 @@ def systems_landau_targets():
     return [
         f"{LANDAU_DIR}/table/comparison.tex",
         f"{LANDAU_DIR}/table/comparison.csv",
+        f"{LANDAU_DIR}/table/noise.png",
         *[
             f"{LANDAU_DIR}/boundary/dataset={d}/layers={n}/{f}"
             for d in b["datasets"]
@@ -134,6 +135,8 @@ rule systems_landau_table:
         csv=f"{LANDAU_DIR}/table/comparison.csv",
         tex=f"{LANDAU_DIR}/table/comparison.tex",
         sidecar=f"{LANDAU_DIR}/table/comparison.json",
+        noise_pdf=f"{LANDAU_DIR}/table/noise.pdf",
+        noise_png=f"{LANDAU_DIR}/table/noise.png",
     log:
         f"{LANDAU_LOGS}/table.log",
     threads: 1
@@ -159,7 +162,8 @@ rule systems_landau_boundary:
         layers="1|2",
     threads: 1
     resources:
-        **res("systems"),
+        # 2-D toy nets and a GIF, seconds: the figures stage's share, never a GPU
+        **res("figures"),
     params:
         settings=landau_boundary_settings,
         boundary=landau_boundary_params,

@@ -1,5 +1,5 @@
-# Seed 004: networks that solve KNOWN ODEs (trial solutions, Lagaris et al. 1998).
-# systems_ode_solve (one job per built-in problem) -> systems_ode_report (figure, errors.csv,
+# The ODE-solving networks: networks that solve KNOWN ODEs (trial solutions, Lagaris et al. 1998).
+# systems_ode_solve (one job per built-in problem, all its seeds) -> systems_ode_report (figure, errors.csv,
 # errors.tex); systems_ode_a1_reference (one job per fhn system x seed): the known-physics
 # reference row of A.1, solved from the last context state of the first rollouts.
 # Outputs: {R}/systems/ode_solver/problem=/{solution.npz,metrics.json,run.json},
@@ -11,9 +11,10 @@ ODE_A1 = ODE.get("a1_reference", {})
 
 
 def ode_problem_settings(wildcards):
+    # every seed of a problem in one job (one process): imports once, not once per seed
     return {
         "problem": wildcards.problem,
-        "seed": ODE["seed"],
+        "seeds": list(ODE["seeds"]),
         "options": dict(ODE.get("options", {})),
     }
 

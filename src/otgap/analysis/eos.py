@@ -27,11 +27,15 @@ from otgap.landscape.trajectory import finite_rows
 # Columns that identify a run, in the order they lead every table.
 RUN_KEYS = ("dataset", "model", "optimizer", "lr", "loss", "seed")
 CONFIG_KEYS = ("dataset", "model", "optimizer", "lr", "loss")
-# Fraction of the steps, counted from the end, that "late training" means in summaries.
-LATE_FRACTION = 0.25
-# Share of the sharpness measurements, counted from the last, over which the "at the edge" ratio
-# is a median (Cohen et al.'s hovering: sharpness/threshold stays near 1 once reached).
-EDGE_FRACTION = 1 / 3
+# The late phase, one definition for every table, figure and the paper: the last third of a run's
+# usable sharpness measurements (Cohen et al.'s hovering: sharpness/threshold stays near 1 once
+# reached). "Usable" drops step 0 of preconditioned runs, where Adam's preconditioner is still
+# (1 - beta1)|g| and the ratio is meaningless; that value is reported on its own (step0_ratio).
+LATE_FRACTION = 1 / 3
+# Fraction of the threshold that counts as "reached the edge" (steps_to_edge).
+EDGE_REACHED = 0.9
+# Confidence level of the share-above interval (Wilson) and of intervals over seeds.
+INTERVAL_LEVEL = 0.95
 
 
 @dataclass
@@ -144,6 +148,30 @@ def set_flat_parameters(model: nn.Module, vector: np.ndarray | torch.Tensor) -> 
         torch.nn.utils.vector_to_parameters(v.to(params[0].device, params[0].dtype), params)
 
 
+def batchnorm_at_last_snapshot(
+    model: nn.Module, snapshots: np.ndarray, inputs: torch.Tensor
+) -> str:
+    """Give a BatchNorm model the running statistics of ``inputs`` at its last finite snapshot.
+
+    The landscape evaluates every grid point in eval mode with one set of BatchNorm statistics;
+    these are the ones of the trajectory's end point on the landscape's own samples. Returns a
+    note for the job's sidecar ("" for a model without BatchNorm).
+    """
+    from otgap.landscape.grid import has_batchnorm, recalibrate_batchnorm
+
+    if not has_batchnorm(model):
+        return ""
+    finite = np.flatnonzero(finite_rows(snapshots))
+    if len(finite) == 0:
+        raise ValueError("no finite snapshot to take BatchNorm statistics at")
+    set_flat_parameters(model, snapshots[int(finite[-1])])
+    recalibrate_batchnorm(model, inputs)
+    return (
+        f"eval-mode BatchNorm: running statistics of the {len(inputs)} samples at snapshot "
+        f"{int(finite[-1])} (the last finite one), shared by every grid point"
+    )
+
+
 def spectrum_snapshot_indices(steps: np.ndarray, snapshots: np.ndarray) -> list[int]:
     """Rows of the start, middle and end snapshots among the finite ones (fewer if fewer exist)."""
     finite = np.flatnonzero(finite_rows(snapshots))
@@ -179,9 +207,14 @@ def hessian_spectra(
     from otgap.curvature import hessian_trace, sharpness, spectral_density
 
     nodes, weights, trace, trace_err, top = [], [], [], [], []
+    from otgap.landscape.grid import recalibrate_batchnorm
+
     for vec in vectors:
         set_flat_parameters(model, vec)
         try:
+            # eval-mode BatchNorm (the curvature products' mode) with statistics of these inputs
+            # at this snapshot; a no-op without BatchNorm
+            recalibrate_batchnorm(model, inputs)
             dens = spectral_density(
                 model, loss_fn, inputs, targets, num_probes=n_vectors, num_steps=n_iter, seed=seed
             )
@@ -238,12 +271,16 @@ def hessian_spectra(
 def run_trajectory(
     keys: Mapping[str, Any], history: pd.DataFrame, threshold: float
 ) -> pd.DataFrame:
-    """One run's history with its identifying columns first and ``ratio`` = sharpness/threshold."""
+    """One run's history with its identifying columns first, ``ratio`` = sharpness/threshold and,
+    where the run measured it, ``bs_ratio`` = batch sharpness/threshold."""
     frame = history.copy()
     if "threshold" not in frame or frame["threshold"].isna().all():
         frame["threshold"] = threshold
     frame["diverged"] = frame["diverged"].fillna(False).astype(bool)
     frame["ratio"] = frame["sharpness"] / frame["threshold"]
+    if "batch_sharpness" not in frame:
+        frame["batch_sharpness"] = math.nan
+    frame["bs_ratio"] = frame["batch_sharpness"] / frame["threshold"]
     for i, key in enumerate(RUN_KEYS):
         frame.insert(i, key, keys[key])
     frame["lr"] = frame["lr"].astype(float)
@@ -257,15 +294,125 @@ def _last_finite(series: pd.Series) -> float:
     return float(s.iloc[-1]) if len(s) else math.nan
 
 
+# ---------------------------------------------------------------------------------------------
+# The late phase and the share above threshold (one definition, used by every consumer)
+# ---------------------------------------------------------------------------------------------
+
+
+def usable_measurements(
+    frame: pd.DataFrame, column: str = "ratio", *, preconditioned: bool = False
+) -> pd.DataFrame:
+    """Rows with a finite ``column``, in step order; step 0 dropped for preconditioned runs
+    (the preconditioner of the first update is (1 - beta1)|g|, so that ratio says nothing about
+    where training settles)."""
+    values = pd.to_numeric(frame[column], errors="coerce") if column in frame else None
+    if values is None:
+        return frame.iloc[0:0]
+    out = frame[np.isfinite(values.to_numpy(float))]
+    if preconditioned:
+        out = out[out["step"] != 0]
+    return out.sort_values("step", kind="stable")
+
+
+def late_phase(frame: pd.DataFrame, column: str = "ratio", *, preconditioned: bool = False):
+    """The late phase of one run: the last third (at least one) of its usable measurements."""
+    d = usable_measurements(frame, column, preconditioned=preconditioned)
+    return d.iloc[len(d) - max(math.ceil(LATE_FRACTION * len(d)), 1) :] if len(d) else d
+
+
+def late_median(frame: pd.DataFrame, column: str = "ratio", *, preconditioned: bool = False):
+    """Median of ``column`` over the late phase (NaN when nothing was measured)."""
+    d = late_phase(frame, column, preconditioned=preconditioned)
+    return float(d[column].median()) if len(d) else math.nan
+
+
+def wilson_interval(k: int, n: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``k/n`` ((nan, nan) for ``n = 0``)."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return math.nan, math.nan
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson_interval: need 0 <= k <= n, got k={k}, n={n}")
+    z = float(norm.ppf(0.5 + level / 2))
+    p, z2 = k / n, z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def share_above(values: Sequence[float] | pd.Series, threshold: float = 1.0) -> dict[str, float]:
+    """Share of finite ``values`` above ``threshold``: ``share``, ``k``, ``n`` and its Wilson
+    interval ``lo``/``hi``. Callers pass usable measurements (see :func:`usable_measurements`)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n, k = int(v.size), int((v > threshold).sum())
+    lo, hi = wilson_interval(k, n)
+    return {"share": k / n if n else math.nan, "k": k, "n": n, "lo": lo, "hi": hi}
+
+
+#: Fewest seeds a t-interval of a mean over seeds is computed from (fewer: per-seed values only).
+MIN_SEEDS_FOR_INTERVAL = 3
+
+
+def seed_interval(values: Sequence[float] | pd.Series, level: float = INTERVAL_LEVEL):
+    """Mean over seeds and its t-interval ``(mean, lo, hi, n)``; lo/hi are NaN for fewer than
+    :data:`MIN_SEEDS_FOR_INTERVAL` finite values (t with 1 degree of freedom is 12.7)."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    mean = float(v.mean()) if n else math.nan
+    if n < MIN_SEEDS_FOR_INTERVAL:
+        return mean, math.nan, math.nan, n
+    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
+def steps_to_edge(
+    frame: pd.DataFrame,
+    column: str = "ratio",
+    *,
+    fraction: float = EDGE_REACHED,
+    preconditioned: bool = False,
+) -> int:
+    """First measured step at which ``column`` >= ``fraction`` (-1: never)."""
+    d = usable_measurements(frame, column, preconditioned=preconditioned)
+    hit = d.loc[d[column] >= fraction, "step"]
+    return int(hit.iloc[0]) if len(hit) else -1
+
+
+def _ratio_summary(measured: pd.DataFrame, column: str, preconditioned: bool) -> dict[str, Any]:
+    d = usable_measurements(measured, column, preconditioned=preconditioned)
+    share = share_above(d[column]) if len(d) else share_above([])
+    above = d.loc[d[column] > 1, "step"]
+    return {
+        "max": float(d[column].max()) if len(d) else math.nan,
+        "final": _last_finite(d[column]) if len(d) else math.nan,
+        "late": late_median(measured, column, preconditioned=preconditioned),
+        "frac_above": share["share"],
+        "n_above": share["k"],
+        "n": share["n"],
+        "first_above": int(above.iloc[0]) if len(above) else -1,
+        "to_edge": steps_to_edge(measured, column, preconditioned=preconditioned),
+    }
+
+
 def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-run summary: final accuracy, max/final sharpness and ratio, time above threshold, ..."""
-    t = trajectory
+    """Per-run summary: final accuracy, sharpness/threshold (max, final, late-phase median, share
+    above) without a preconditioned run's step 0 (``step0_ratio`` holds it), and the same for the
+    batch sharpness (``bs_*``, NaN where not measured)."""
+    t = trajectory.sort_values("step", kind="stable")
     keys = {k: t[k].iloc[0] for k in RUN_KEYS}
+    preconditioned = bool(info.get("preconditioned", False))
     measured = t.dropna(subset=["sharpness"])
-    ratio = measured["ratio"]
+    lam = _ratio_summary(measured, "ratio", preconditioned)
+    bs_col = "bs_ratio" if "bs_ratio" in t else "ratio"
+    bs = _ratio_summary(t if bs_col == "bs_ratio" else t.iloc[0:0], bs_col, False)
+    step0 = measured.loc[measured["step"] == 0, "ratio"]
     total = int(info.get("steps", t["step"].max()))
-    late = measured[measured["step"] >= (1 - LATE_FRACTION) * total]
-    edge = ratio.iloc[len(ratio) - max(math.ceil(EDGE_FRACTION * len(ratio)), 1) :]
     losses = t["train_loss"].dropna()
     diverged_step = info.get("diverged_step")
     return {
@@ -278,38 +425,63 @@ def run_summary(trajectory: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
         "final_test_acc": _last_finite(t["test_acc"]),
         "max_sharpness": float(measured["sharpness"].max()) if len(measured) else math.nan,
         "final_sharpness": _last_finite(measured["sharpness"]),
-        "max_ratio": float(ratio.max()) if len(ratio) else math.nan,
-        "final_ratio": _last_finite(ratio),
-        "late_ratio_median": float(late["ratio"].median()) if len(late) else math.nan,
-        "edge_ratio_median": float(edge.median()) if len(ratio) else math.nan,
+        "max_ratio": lam["max"],
+        "final_ratio": lam["final"],
+        "step0_ratio": float(step0.iloc[0]) if len(step0) else math.nan,
+        "late_ratio_median": lam["late"],
         "loss_ratio": _last_finite(losses) / float(losses.iloc[0])
         if len(losses) and float(losses.iloc[0]) != 0
         else math.nan,
-        "frac_above": float((ratio > 1).mean()) if len(ratio) else math.nan,
-        "first_step_above": int(measured.loc[ratio > 1, "step"].iloc[0])
-        if bool((ratio > 1).any())
-        else -1,
-        "n_measurements": len(measured),
+        "frac_above": lam["frac_above"],
+        "n_above": lam["n_above"],
+        "first_step_above": lam["first_above"],
+        "steps_to_edge": lam["to_edge"],
+        "n_measurements": lam["n"],
+        "bs_max_ratio": bs["max"],
+        "bs_final_ratio": bs["final"],
+        "bs_late_ratio_median": bs["late"],
+        "bs_frac_above": bs["frac_above"],
+        "bs_n_above": bs["n_above"],
+        "bs_n_measurements": bs["n"],
+        "bs_steps_to_edge": bs["to_edge"],
         "steps": total,
         "steps_done": int(info.get("steps_done", t["step"].max())),
         "diverged": bool(info.get("diverged", t["diverged"].any())),
         "diverged_step": int(diverged_step) if diverged_step is not None else -1,
-        "preconditioned": bool(info.get("preconditioned", False)),
+        "preconditioned": preconditioned,
         "full_batch": bool(info.get("full_batch", False)),
         "n_params": int(info.get("n_params", -1)),
     }
 
 
 def config_statistics(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds per configuration, and the number diverged."""
-    metrics = ["final_test_acc", "max_ratio", "final_ratio", "frac_above"]
-    metrics += [m for m in ("edge_ratio_median", "loss_ratio") if m in summary]
-    grouped = summary.groupby(list(CONFIG_KEYS), sort=True)
-    mean = grouped[metrics].mean().add_suffix("_mean")
-    std = grouped[metrics].std(ddof=1).add_suffix("_std")
-    counts = grouped.agg(
-        threshold=("threshold", "first"), n_seeds=("seed", "size"), n_diverged=("diverged", "sum")
-    )
-    out = pd.concat([mean, std, counts], axis=1).reset_index()
-    out["n_diverged"] = out["n_diverged"].astype(int)
-    return out
+    """Per configuration over seeds: mean and standard deviation, the late-phase medians' mean
+    with its t-interval (``*_lo``/``*_hi``, NaN for fewer than 3 seeds), the pooled share of
+    measurements above threshold with its Wilson interval, and the number diverged."""
+    metrics = ["final_test_acc", "max_ratio", "final_ratio", "frac_above", "late_ratio_median"]
+    metrics += ["loss_ratio", "bs_late_ratio_median", "bs_frac_above"]
+    metrics = [m for m in metrics if m in summary]
+    rows = []
+    for values, g in summary.groupby(list(CONFIG_KEYS), sort=True):
+        row: dict[str, Any] = dict(zip(CONFIG_KEYS, values, strict=True))
+        for m in metrics:
+            v = pd.to_numeric(g[m], errors="coerce")
+            row[f"{m}_mean"] = float(v.mean())
+            row[f"{m}_std"] = float(v.std(ddof=1)) if v.notna().sum() > 1 else math.nan
+        for prefix in ("", "bs_"):
+            if f"{prefix}late_ratio_median" in g:
+                _, lo, hi, n = seed_interval(g[f"{prefix}late_ratio_median"])
+                row[f"{prefix}late_ratio_median_lo"], row[f"{prefix}late_ratio_median_hi"] = lo, hi
+            k_col, n_col = f"{prefix}n_above", f"{prefix}n_measurements"
+            if k_col in g and n_col in g:
+                k = int(pd.to_numeric(g[k_col], errors="coerce").fillna(0).sum())
+                n = int(pd.to_numeric(g[n_col], errors="coerce").fillna(0).sum())
+                lo, hi = wilson_interval(k, n)
+                row[f"{prefix}share_above"] = k / n if n else math.nan
+                row[f"{prefix}share_above_lo"], row[f"{prefix}share_above_hi"] = lo, hi
+                row[f"{prefix}share_above_n"] = n
+        row["threshold"] = g["threshold"].iloc[0]
+        row["n_seeds"] = len(g)
+        row["n_diverged"] = int(g["diverged"].astype(bool).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -56,7 +56,9 @@ def a1_reference(
     Returns (arrays, info). Arrays (for ``predictions.npz``): ``rollout_index`` (n,), ``columns``
     (K,) rollout columns predicted, ``t`` (n, K), ``pred`` and ``true`` (n, K, 2), ``t_start`` (n,),
     ``y_start`` (n, 2). Info: span, period, horizon, K, per-start and total ``train_seconds``,
-    ``n_params``, ``n_collocation`` and ``n_windows`` per start, and plain errors (rmse, mae,
+    ``n_params``, ``n_collocation`` and ``n_windows`` per start, the solver's error estimate per
+    start and how many starts missed its tolerance (``n_failed_starts``: only with
+    on_failure='flag' in ``options``, else the solve raises), and plain errors (rmse, mae,
     max_abs over all predicted points; normalised rmse by the attractor std).
     """
     missing = [k for k in REQUIRED_KEYS if k not in data]
@@ -88,7 +90,7 @@ def a1_reference(
     columns = np.arange(c + 1, c + 1 + K)
     f = fhn_field(system, params)
     pred = np.empty((n_starts, K, 2))
-    seconds, cpu_seconds, n_windows = [], [], []
+    seconds, cpu_seconds, n_windows, estimates, failed = [], [], [], [], []
     n_params = n_colloc = 0
     for i in idx:
         t_i = rt[i, columns]
@@ -97,6 +99,8 @@ def a1_reference(
         seconds.append(sol.record.train_seconds)
         cpu_seconds.append(sol.record.train_cpu_seconds)
         n_windows.append(len(sol.windows))
+        estimates.append(sol.error_estimate)
+        failed.append(bool(sol.failed))
         n_params, n_colloc = sol.n_params, max(n_colloc, sol.record.n_collocation)
     true = ry[idx][:, columns]
     err = pred - true
@@ -121,6 +125,8 @@ def a1_reference(
         "train_seconds_per_start": [float(s) for s in seconds],
         "train_cpu_seconds": float(np.sum(cpu_seconds)),
         "n_windows_per_start": n_windows,
+        "error_estimate_per_start": [float(e) for e in estimates],
+        "n_failed_starts": int(sum(failed)),
         "n_params": int(n_params),
         "n_collocation_per_start": int(n_colloc),
         "rmse": float(np.sqrt(np.mean(err**2))),

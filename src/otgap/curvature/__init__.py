@@ -37,6 +37,9 @@ input-layer reduction where it applies (``reduce=False`` switches it off).
 ``P_{t+1}``, the preconditioner of the next update (what the EoS stage compares with 38/lr);
 ``adam_preconditioner(optimizer, params=None)`` -> ``P_t`` of the last update.
 ``stability_threshold(optimizer_or_name, lr=None, **hyper)``: 2/lr, (2+2b)/lr, 38/lr, ...
+``batch_sharpness(model, loss_fn, batches)`` -> float: mean over mini-batches of
+``g_B^T H_B g_B / g_B^T g_B`` (one HVP per batch; :mod:`otgap.curvature.batch`);
+``batch_sharpness_stats`` also returns its standard error over batches.
 
 Building blocks: :class:`HessianOperator` (``hvp``; ``reduce=True`` for the input-layer
 reduction), :func:`lanczos_topk`, :func:`power_iteration`,
@@ -57,6 +60,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .batch import BatchSharpness, batch_rayleigh_quotients, batch_sharpness, batch_sharpness_stats
 from .hvp import DEFAULT_CHUNKED_METHOD, DEFAULT_METHOD, HessianOperator, HVPMethod, LossFn
 from .lanczos import EigResult, flush_tiny_, lanczos_topk
 from .power import power_iteration
@@ -75,6 +79,7 @@ from .slq import SpectralDensity, slq
 from .trace import TraceEstimate, hutchinson, hutchpp
 
 __all__ = [
+    "BatchSharpness",
     "DEFAULT_CHUNKED_METHOD",
     "DEFAULT_METHOD",
     "CurvatureConvergenceWarning",
@@ -85,6 +90,9 @@ __all__ = [
     "adam_next_preconditioner",
     "adam_preconditioner",
     "adam_threshold",
+    "batch_rayleigh_quotients",
+    "batch_sharpness",
+    "batch_sharpness_stats",
     "gd_threshold",
     "hessian_eigenpairs",
     "hessian_trace",

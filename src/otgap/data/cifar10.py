@@ -1,6 +1,6 @@
 """CIFAR-10 (python version) from the official archive, downloaded and verified without torchvision.
 
-Archive, URL and MD5 as in REFERENCES.md section 11: ``cifar-10-python.tar.gz`` holds five
+Archive, URL and MD5 as in docs/sources.md#mnist-and-cifar-10: ``cifar-10-python.tar.gz`` holds five
 training batches and one test batch under ``cifar-10-batches-py/``, each a pickle of a dict with
 ``b"data"`` (10000 x 3072 uint8, channel-major: 1024 red, 1024 green, 1024 blue values per image)
 and ``b"labels"`` (a list of ints in 0..9).

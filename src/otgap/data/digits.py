@@ -1,7 +1,7 @@
 """scikit-learn's bundled handwritten digits (8x8, 10 classes): the offline Edge-of-Stability set.
 
 Works without network, so the quick configuration and the tests run anywhere. The first
-``n_train`` samples (1000 by default, the setup measured for this project in REFERENCES.md section 2)
+``n_train`` samples (1000 by default, the setup measured for this project, docs/sources.md#edge-of-stability)
 form the training part, the remaining ones the held-out test part. Each pixel is standardised with
 the training part's mean and standard deviation (pixels constant over the training part are only
 centred), and inputs keep their image shape ``(1, 8, 8)`` so that a CNN can take them too.

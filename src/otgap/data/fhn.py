@@ -37,7 +37,9 @@ SYSTEMS: dict[str, dict[str, float]] = {
 def system_params(system: str = "fhn", params: Mapping[str, float] | None = None) -> dict:
     """The parameter dict of ``system`` with ``params`` overriding any of a, b, tau, I, amp, omega."""
     if system not in SYSTEMS:
-        raise ValueError(f"unknown FitzHugh-Nagumo system '{system}'; choose one of {list(SYSTEMS)}")
+        raise ValueError(
+            f"unknown FitzHugh-Nagumo system '{system}'; choose one of {list(SYSTEMS)}"
+        )
     p = dict(SYSTEMS[system])
     for key, value in dict(params or {}).items():
         if key not in p:
@@ -196,10 +198,20 @@ def lyapunov_exponent(
     for unit in range(n_units):
         for _ in range(steps_per_unit):
             k1 = f(t, v, w, dx, dy)
-            k2 = f(t + h / 2, v + h / 2 * k1[0], w + h / 2 * k1[1], dx + h / 2 * k1[2],
-                   dy + h / 2 * k1[3])
-            k3 = f(t + h / 2, v + h / 2 * k2[0], w + h / 2 * k2[1], dx + h / 2 * k2[2],
-                   dy + h / 2 * k2[3])
+            k2 = f(
+                t + h / 2,
+                v + h / 2 * k1[0],
+                w + h / 2 * k1[1],
+                dx + h / 2 * k1[2],
+                dy + h / 2 * k1[3],
+            )
+            k3 = f(
+                t + h / 2,
+                v + h / 2 * k2[0],
+                w + h / 2 * k2[1],
+                dx + h / 2 * k2[2],
+                dy + h / 2 * k2[3],
+            )
             k4 = f(t + h, v + h * k3[0], w + h * k3[1], dx + h * k3[2], dy + h * k3[3])
             v += h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
             w += h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])

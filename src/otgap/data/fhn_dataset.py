@@ -73,7 +73,7 @@ class DatasetSpec:
     rollout_length: int = 2000
     rollout_jitter: float | None = None
     rollout_unseen_jitter: float | None = 0.45
-    rollout_context: int = 10
+    rollout_context: int | None = None  # None: n_context (the rollouts warm up as training does)
     params: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +84,8 @@ class DatasetSpec:
             raise ValueError(f"n_context must be >= 2, got {self.n_context}")
         if self.horizon < 0:
             raise ValueError(f"horizon must be >= 0, got {self.horizon}")
+        if self.rollout_context is None:
+            object.__setattr__(self, "rollout_context", int(self.n_context))
         if not 1 <= self.rollout_context < self.rollout_length:
             raise ValueError("need 1 <= rollout_context < rollout_length")
 

@@ -30,8 +30,10 @@ def jittered_times(
         raise ValueError(f"jitter must be >= 0, got {jitter}")
     if length < 1:
         raise ValueError(f"sequence length must be >= 1, got {length}")
-    steps = dt + rng.uniform(-jitter, jitter, size=(n, length - 1)) if jitter > 0 else np.full(
-        (n, length - 1), float(dt)
+    steps = (
+        dt + rng.uniform(-jitter, jitter, size=(n, length - 1))
+        if jitter > 0
+        else np.full((n, length - 1), float(dt))
     )
     steps = np.maximum(steps, min_dt)
     start = np.broadcast_to(np.asarray(t0, dtype=np.float64), (n,))
@@ -70,7 +72,9 @@ def observation_masks(
     if not 0.0 <= holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must lie in [0, 1), got {holdout_fraction}")
     if n_context < 2 or n_context > length:
-        raise ValueError(f"need 2 <= n_context <= length, got n_context={n_context}, length={length}")
+        raise ValueError(
+            f"need 2 <= n_context <= length, got n_context={n_context}, length={length}"
+        )
     m = n_context - 1
     n_target = int(round(holdout_fraction * m))
     rest = m - n_target

@@ -1,6 +1,6 @@
 """MNIST from its four IDX files (gzip), downloaded and verified without torchvision.
 
-Files, mirror and MD5s as in REFERENCES.md section 11 (the mirror torchvision uses). IDX format:
+Files, mirror and MD5s as in docs/sources.md#mnist-and-cifar-10 (the mirror torchvision uses). IDX format:
 a big-endian header (magic 2051 for images, followed by the count, rows and columns; magic 2049
 for labels, followed by the count) and a uint8 payload. Inputs are float32 ``(N, 1, 28, 28)``
 scaled to ``[0, 1]`` (``x / 255``, no standardisation: callers normalise if they want to);

@@ -16,10 +16,12 @@ batching pay on a CPU: ``benchmarks/landscape_grid.py`` measures it against a pe
 (mapping the whole model over points is no faster than the loop there, because each point's
 forward pass is already one large matrix product).
 
-Restrictions: the model must not contain BatchNorm layers (their running statistics belong to one
-parameter vector, and train-mode BatchNorm mutates buffers, which ``vmap`` forbids); the model is
-evaluated in eval mode, with its buffers shared by all points; the loss function must return the
-mean over the batch, so that batches over samples combine into the exact mean.
+The model is evaluated in eval mode, with its buffers shared by all points: a BatchNorm layer
+normalises with the running statistics the model holds (eval-mode BatchNorm writes no buffer, so
+``vmap`` maps it), which belong to one parameter vector; the caller chooses which (the EoS stage
+re-estimates them at the trajectory's last snapshot, :func:`recalibrate_batchnorm`). The loss
+function must return the mean over the batch, so that batches over samples combine into the exact
+mean.
 """
 
 from __future__ import annotations
@@ -50,15 +52,46 @@ def flat_parameters(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for _, p in trainable_parameters(model)])
 
 
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def check_supported(model: nn.Module) -> None:
-    """Raise a clear error for layers that batched evaluation cannot handle (BatchNorm)."""
+    """Raise a clear error for BatchNorm layers that eval mode cannot use (no running statistics)."""
     for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.track_running_stats:
             raise ValueError(
-                f"layer '{name}' is {type(module).__name__}: batched loss-landscape evaluation "
-                "supports BatchNorm-free models only (running statistics belong to one parameter "
-                "vector). Use a model without BatchNorm for the landscape stage."
+                f"layer '{name}' is {type(module).__name__} without running statistics: batched "
+                "loss-landscape evaluation runs in eval mode and needs them "
+                "(track_running_stats=True)."
             )
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Set every BatchNorm layer's running statistics to those of ``inputs`` at the current weights.
+
+    One train-mode forward pass of all of ``inputs`` with momentum ``None`` (a cumulative average,
+    which after resetting is exactly this batch's mean and unbiased variance); parameters, the
+    train/eval flag and the momenta are left as found. No-op without BatchNorm layers.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    if len(inputs) < 2:
+        raise ValueError("recalibrate_batchnorm: need at least 2 inputs for batch statistics")
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        model(inputs)
+    finally:
+        for m, mom in zip(norms, momenta, strict=True):
+            m.momentum = mom
+        model.train(was_training)
 
 
 @dataclass(frozen=True)

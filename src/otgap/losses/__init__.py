@@ -19,7 +19,7 @@ LOSSES = Registry(
     {
         "ce": "otgap.losses.classification:CROSS_ENTROPY",
         "mse": "otgap.losses.classification:SQUARE",
-        # seeds 001/002: couples the samples of a batch (not separable)
+        # the Landau network's loss: couples the samples of a batch (not separable)
         "landau": "otgap.models.landau:LANDAU_LOSS",
     },
 )

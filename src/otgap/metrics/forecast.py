@@ -18,6 +18,11 @@ The dataset dict holds the keys written by the FitzHugh-Nagumo data stage (see
   says only that the phase was lost). ``max_abs_rollout`` is the largest |y_hat| of the rollouts.
 - Where the dataset has ``rollout_unseen_*`` (the original fixed 0.45-jitter grid), the rollout
   RMSE, orbit distance and period error on it are reported with the suffix ``_unseen``.
+- Floors (``*_floor``, ``otgap.metrics.a1.FLOOR_OF``): the orbit distance and period error of the
+  TRUE rollouts on the same windows, so every attractor metric can be read beside its floor.
+- On a chaotic system (finite Lyapunov time) the period errors and their floors are NaN
+  (``otgap.metrics.a1.NOT_ON_CHAOTIC``): an aperiodic orbit has no period, and the truth alone
+  scores as much as the models' spread.
 
 Every model is called with ``forecast_from`` at the start of the horizon / predicted part, so the
 forecast region is predicted in the project's one rollout protocol (see
@@ -32,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from otgap.metrics.a1 import NOT_ON_CHAOTIC
 from otgap.metrics.chaos import (
     VPT_THRESHOLD,
     error_growth,
@@ -71,6 +77,11 @@ METRIC_NAMES = (
     "rmse_rollout_unseen",
     "orbit_distance_unseen",
     "period_error_unseen",
+    # floors: the true rollouts' own score on the same windows (otgap.metrics.a1.FLOOR_OF)
+    "orbit_distance_floor",
+    "period_error_floor",
+    "orbit_distance_unseen_floor",
+    "period_error_unseen_floor",
 )
 
 ORBIT_BAND = 0.3  # scaled distance from the attractor that counts as having left it
@@ -176,6 +187,12 @@ def evaluate_forecaster(
         metrics["orbit_distance"] = _nanmean(orbit_per_traj)
         metrics["period_error"] = _nanmean(period_per_traj)
         metrics["time_in_band"] = _nanmean(band_per_traj)
+        metrics["orbit_distance_floor"] = _nanmean(
+            orbit_distance(true_part[:, half:], orbit, scale)
+        )
+        metrics["period_error_floor"] = _nanmean(
+            period_error(rt[:, rc:], true_part, level, hyst, ref_period)
+        )
         if "rollout_unseen_t" in data:
             ut, uy = data["rollout_unseen_t"], data["rollout_unseen_y"]
             u_obs = np.zeros(ut.shape, dtype=bool)
@@ -188,6 +205,17 @@ def evaluate_forecaster(
             metrics["period_error_unseen"] = _nanmean(
                 period_error(ut[:, rc:], u_hat, level, hyst, ref_period)
             )
+            u_true = uy[:, rc:]
+            metrics["orbit_distance_unseen_floor"] = _nanmean(
+                orbit_distance(u_true[:, half:], orbit, scale)
+            )
+            metrics["period_error_unseen_floor"] = _nanmean(
+                period_error(ut[:, rc:], u_true, level, hyst, ref_period)
+            )
+    if math.isfinite(lyap_time):  # chaotic: no period to time (NOT_ON_CHAOTIC)
+        for name in NOT_ON_CHAOTIC:
+            metrics[name] = nan
+        period_per_traj = np.full(len(rt), nan)
     for name in METRIC_NAMES:
         metrics.setdefault(name, nan)
     curves = {

@@ -158,8 +158,20 @@ def compare_with_reference(
                 r["p_holm"] = float(p_adj)
                 r["significant"] = bool(np.isfinite(p_adj) and p_adj < alpha)
             rows.extend(family)
-    columns = [*group_cols, "metric", "reference", "model", "n", "mean_diff", "t_stat",
-               "p_ttest", "p_holm", "significant", "p_wilcoxon", "note"]
+    columns = [
+        *group_cols,
+        "metric",
+        "reference",
+        "model",
+        "n",
+        "mean_diff",
+        "t_stat",
+        "p_ttest",
+        "p_holm",
+        "significant",
+        "p_wilcoxon",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -11,6 +11,7 @@ CLASSIFIERS = Registry(
         "mlp": "otgap.models.mlp:MLP",
         "cnn": "otgap.models.cnn:SmallCNN",
         "landau1": "otgap.models.landau:LandauNet1",
+        "landau1_nobn": "otgap.models.landau:LandauNet1NoBN",
         "landau2": "otgap.models.landau:LandauNet2",
     },
 )

@@ -1,18 +1,26 @@
-"""The Landau network of seeds 001/002 (M. B. Duman, 2024): layer, 1/2-layer nets, loss, beta update.
+"""The Landau network (M. B. Duman's two blog posts, 2024): layer, 1/2-layer nets, loss, beta update.
 
-What the seeds specify, and how it is built here (REFERENCES.md section 8):
+What the posts specify, and how it is built here (docs/sources.md#the-landau-network-and-the-langevin-optimizer):
 
 - **Layer.** ``W2 = W * (cosh(5 beta) a + t_dyn sinh(5 beta))`` with ``a = arange(in_features)``
-  and ``t_dyn = t * sigmoid(mean(x))`` per sample; ``phi = W2 x``. The seed materialises ``W2`` per
+  and ``t_dyn = t * sigmoid(mean(x))`` per sample; ``phi = W2 x``. The source materialises ``W2`` per
   sample, a ``(batch, out, in)`` tensor. Because the modulation factors by input column and by
   sample, ``W2 x = cosh(5 beta) W (a * x) + t_dyn sinh(5 beta) W x``: two matrix products, no
   per-sample weights (:class:`LandauLayer`; ``benchmarks/landau_forward.py`` measures the gain).
-  Parameter names and shapes are the seed's (``w`` (out, in), ``beta`` scalar, ``t`` (1,)), so a
-  seed checkpoint's tensors load.
+  Parameter names and shapes are the source's (``w`` (out, in), ``beta`` scalar, ``t`` (1,)), so a
+  checkpoint of the source's network loads.
 - **Nets.** ``landau2``: Landau(in, 156) -> BatchNorm -> rrelu -> Landau(156, classes) -> rrelu, as
-  coded in seed 002 (``llayer1``, ``bn1``, ``llayer2``). ``F.rrelu`` is called with its default
+  coded in the second post (``llayer1``, ``bn1``, ``llayer2``). ``F.rrelu`` is called with its default
   ``training=False``, i.e. a fixed negative slope (1/8 + 1/3)/2 = 11/48, not random slopes.
-  ``landau1``: Landau(in, classes) -> rrelu (the seed's comment: rrelu alone is stable for 1 layer).
+  ``landau1``: Landau(in, classes) -> BatchNorm1d(classes) -> rrelu. The second post never codes its
+  1-layer net; this is an interpretation of two things it does show: the commented 1-layer line
+  in its ``forward`` (``# x = F.rrelu(self.bn1(self.layer1(x)))``, under "rrelu stable while
+  model 1 layer"; ``layer1`` is never defined there, so the layer is read as the Landau layer
+  straight to the classes and ``bn1`` as a BatchNorm over its outputs) and its figure captions
+  "1 Layer Experimental NN with Mish activation and batch norm" (the activation, Mish there, is
+  kept as the code's rrelu). ``landau1_nobn`` (Landau -> rrelu) is the ablation without the
+  BatchNorm: with the posts' Langevin settings it collapses to one class on digits (the
+  BatchNorm centres the outputs that the heavy-ball memory of damping 1e-3 otherwise drifts).
 - **Loss.** :func:`landau_loss`: ``|mean(alpha d^2 - gamma d^4 + 0.5 phi_x^2)|`` with
   ``d = phi / max|phi| - onehot / max|onehot|`` (max per sample) and ``phi_x`` the centred
   difference of the normalised output *along the batch axis* (``torch.roll`` on dim 0, as coded).
@@ -44,7 +52,7 @@ from torch import nn
 
 from otgap.losses.base import Loss
 
-#: the seed's setting (REFERENCES.md section 8, seed 002's table)
+#: the source's settings (the second post's table; docs/sources.md#the-landau-network-and-the-langevin-optimizer)
 SEED_ALPHA = 0.0095
 SEED_GAMMA = 6.5
 SEED_BETA_INIT = 1e-3
@@ -54,7 +62,7 @@ RRELU_SLOPE = (1.0 / 8.0 + 1.0 / 3.0) / 2.0
 
 
 def rrelu_fixed(x: torch.Tensor) -> torch.Tensor:
-    """``F.rrelu`` as the seed calls it (``training=False``): leaky ReLU with slope 11/48.
+    """``F.rrelu`` as the source calls it (``training=False``): leaky ReLU with slope 11/48.
 
     Written as ``leaky_relu`` (same values; the tests compare with ``F.rrelu``) because
     ``torch.func.vmap``, which the loss-landscape stage maps over parameter vectors, has no rule
@@ -64,11 +72,11 @@ def rrelu_fixed(x: torch.Tensor) -> torch.Tensor:
 
 
 class LandauLayer(nn.Module):
-    """Seed 002's LandauLayer, computed with two matrix products instead of per-sample weights.
+    """The Landau network's LandauLayer, computed with two matrix products instead of per-sample weights.
 
-    ``alpha`` and ``gamma`` are the loss coefficients the seed keeps on its layer
+    ``alpha`` and ``gamma`` are the loss coefficients the source keeps on its layer
     (:meth:`d_loss`); they do not enter the forward pass. ``beta_init`` may be a number (the
-    seed's scalar beta) or a sequence of ``output_size`` numbers (one beta per output unit, for
+    source's scalar beta) or a sequence of ``output_size`` numbers (one beta per output unit, for
     :func:`allen_cahn_step`).
     """
 
@@ -110,14 +118,14 @@ class LandauLayer(nn.Module):
         return torch.cosh(5 * self.beta) * scaled + t_dynamic * torch.sinh(5 * self.beta) * plain
 
     def d_loss(self, phi: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The seed's loss method: :func:`landau_loss` with this layer's alpha and gamma."""
+        """The source's loss method: :func:`landau_loss` with this layer's alpha and gamma."""
         return landau_loss(phi, target, self.alpha, self.gamma)
 
     @torch.no_grad()
     def update_beta(
         self, phi: torch.Tensor, target: torch.Tensor, dt: float, kappa: float = 0.01
     ) -> None:
-        """The seed's ``update_beta``, term by term as coded.
+        """The source's ``update_beta``, term by term as coded.
 
         The loss is a scalar, so its centred difference (the force) is zero; ``beta`` is a scalar,
         so its periodic Laplacian is zero; the previous beta is a copy of the current one, so the
@@ -146,6 +154,7 @@ class LandauNet(nn.Module):
         beta_init: float = SEED_BETA_INIT,
         alpha: float = SEED_ALPHA,
         gamma: float = SEED_GAMMA,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         input_shape = tuple(int(s) for s in input_shape)
@@ -159,11 +168,18 @@ class LandauNet(nn.Module):
             raise ValueError(f"LandauNet: n_layers must be 1 or 2, got {n_layers}")
         if int(hidden) < 1:
             raise ValueError(f"LandauNet: hidden must be positive, got {hidden}")
+        if n_layers == 2 and not batch_norm:
+            raise ValueError(
+                "LandauNet: the 2-layer net always has its BatchNorm (as the source codes it)"
+            )
         self.input_shape = input_shape
         self.n_layers = n_layers
+        self.batch_norm = bool(batch_norm)
         n_in = math.prod(input_shape)
         if n_layers == 1:
             self.llayer1 = LandauLayer(n_in, n_classes, beta_init, alpha, gamma)
+            if self.batch_norm:
+                self.bn1 = nn.BatchNorm1d(n_classes)
         else:
             self.llayer1 = LandauLayer(n_in, int(hidden), beta_init, alpha, gamma)
             self.bn1 = nn.BatchNorm1d(int(hidden))
@@ -184,7 +200,8 @@ class LandauNet(nn.Module):
             )
         x = x.flatten(1)
         if self.n_layers == 1:
-            return rrelu_fixed(self.llayer1(x))
+            phi = self.llayer1(x)
+            return rrelu_fixed(self.bn1(phi) if self.batch_norm else phi)
         x = rrelu_fixed(self.bn1(self.llayer1(x)))
         return rrelu_fixed(self.llayer2(x))
 
@@ -198,14 +215,25 @@ class LandauNet(nn.Module):
 
 
 class LandauNet1(LandauNet):
-    """``landau1``: one Landau layer straight to the classes, then rrelu."""
+    """``landau1``: Landau(in, classes) -> BatchNorm1d(classes) -> rrelu.
+
+    The interpretation of the second post's commented 1-layer line ``rrelu(bn1(layer1(x)))`` and its
+    "1 Layer ... with batch norm" captions (module docstring).
+    """
 
     def __init__(self, input_shape: Sequence[int], n_classes: int, **hyper) -> None:
-        super().__init__(input_shape, n_classes, n_layers=1, **hyper)
+        super().__init__(input_shape, n_classes, n_layers=1, batch_norm=True, **hyper)
+
+
+class LandauNet1NoBN(LandauNet):
+    """``landau1_nobn``: the ablation of ``landau1`` without its BatchNorm (Landau -> rrelu)."""
+
+    def __init__(self, input_shape: Sequence[int], n_classes: int, **hyper) -> None:
+        super().__init__(input_shape, n_classes, n_layers=1, batch_norm=False, **hyper)
 
 
 class LandauNet2(LandauNet):
-    """``landau2``: Landau -> BatchNorm -> rrelu -> Landau -> rrelu (seed 002, hidden 156)."""
+    """``landau2``: Landau -> BatchNorm -> rrelu -> Landau -> rrelu (the second post, hidden 156)."""
 
     def __init__(self, input_shape: Sequence[int], n_classes: int, **hyper) -> None:
         super().__init__(input_shape, n_classes, n_layers=2, **hyper)
@@ -235,7 +263,7 @@ def landau_loss(
     alpha: float = SEED_ALPHA,
     gamma: float = SEED_GAMMA,
 ) -> torch.Tensor:
-    """``|mean(alpha d^2 - gamma d^4 + 0.5 phi_x^2)|`` (seeds 001/002; see the module docstring).
+    """``|mean(alpha d^2 - gamma d^4 + 0.5 phi_x^2)|`` (the Landau network's loss; see the module docstring).
 
     Not separable over samples: ``phi_x`` rolls along the batch and the absolute value is taken
     of the batch mean, so it must be evaluated on the whole batch at once.
@@ -284,11 +312,10 @@ def allen_cahn_step(
     return beta + dt * (periodic_laplacian(beta) + beta - beta**3 + force)
 
 
-
 def _eos_landau_loss(phi: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return landau_loss(phi, target)
 
 
-#: ``eos.losses: [landau]`` (registered in ``otgap.losses``) with the seeds' alpha and gamma; it
+#: ``eos.losses: [landau]`` (registered in ``otgap.losses``) with the source's alpha and gamma; it
 #: couples the samples of a batch, so the EoS stage never evaluates it on chunks of samples.
 LANDAU_LOSS = Loss("landau", _eos_landau_loss, separable=False)

@@ -1,7 +1,7 @@
 """Fully connected classifier: the paper's A.2 model and the Edge-of-Stability digits model.
 
 The paper's network for PathMNIST is 2352-256-128-9 with ReLU (``hidden=(256, 128)``); the setup
-Cohen et al. use and that REFERENCES.md section 2 measured on digits is 64-200-200-10 with tanh
+Cohen et al. use and that this project measured on digits (docs/sources.md#edge-of-stability) is 64-200-200-10 with tanh
 (``hidden=(200, 200), activation="tanh"``). Inputs of any shape are flattened, so the input width
 comes from the data.
 """

@@ -148,7 +148,9 @@ class NeuralODE(SequenceModel):
         grid = torch.tensor([0.0, 1.0], dtype=z.dtype, device=z.device)
         kwargs = {"method": self.solver, "rtol": self.rtol, "atol": self.atol}
         if self.adjoint:
-            return odeint_adjoint(func, z, grid, adjoint_params=tuple(self.parameters()), **kwargs)[-1]
+            return odeint_adjoint(func, z, grid, adjoint_params=tuple(self.parameters()), **kwargs)[
+                -1
+            ]
         return odeint(func, z, grid, **kwargs)[-1]
 
     def _predict(self, t: torch.Tensor, y: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,9 @@ own prediction is fed to the GRU (and becomes the reference state) at every grid
 ``"none"`` (LABELLED ABLATION, Rubanova's masked mode used open-loop, which their code does not
 support for ODE-RNN): the hidden state evolves with nothing to correct it; ``"unobserved"``: the
 prediction is fed back at every unobserved point, the context's too.
-Forced system: the drive's phase (cos, sin) at the consumed time enters the GRU's input.
+Forced system: the drive's phase (cos, sin) at the consumed time enters the GRU's input, and the
+phase at each (sub)step's own time enters the hidden field (dh/dt = f(h, cos, sin)), so the drive
+reaches the dynamics between observations as it reaches the Neural ODE's field.
 """
 
 from __future__ import annotations
@@ -64,29 +66,51 @@ class ODERNN(SequenceModel):
         self.feedback = check_feedback(feedback)
         self.rtol, self.atol = float(rtol), float(atol)
         fh = field_hidden or hidden
-        self.field = nn.Sequential(nn.Linear(hidden, fh), nn.Tanh(), nn.Linear(fh, hidden))
+        self.field = nn.Sequential(
+            nn.Linear(hidden + self.n_drive, fh), nn.Tanh(), nn.Linear(fh, hidden)
+        )
         self.gru = nn.GRUCell(state_dim + self.n_drive, hidden)
         self.head = nn.Linear(hidden, state_dim)
 
-    def evolve(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
-        """Integrate the hidden state over per-sample times ``gap`` (B,)."""
+    def hidden_field(self, h: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        """dh/dt at hidden states ``h`` (B, H) and relative times ``s`` (B,); the drive's phase at
+        ``s`` enters on a forced system (``s`` unused, and may be None, without a drive)."""
+        if self.n_drive:
+            return self.field(torch.cat([h, self.drive(s).to(h.dtype)], -1))
+        return self.field(h)
+
+    def evolve(
+        self, h: torch.Tensor, gap: torch.Tensor, t0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Integrate the hidden state over per-sample times ``gap`` (B,) from relative times
+        ``t0`` (B,; needed on a forced system, where the drive enters the field)."""
+        if self.n_drive and t0 is None:
+            raise ValueError("a forced ODE-RNN integrates from a start time: pass t0")
         if self.method not in ("euler", "rk4"):
             from torchdiffeq import odeint
 
             g = gap.unsqueeze(-1)
             grid = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
-            return odeint(lambda s, z: g * self.field(z), h, grid, method=self.method,
-                          rtol=self.rtol, atol=self.atol)[-1]
-        step = (gap / self.n_sub).unsqueeze(-1)
-        f = self.field
-        for _ in range(self.n_sub):
+
+            def rhs(s, z):
+                when = None if t0 is None else t0 + s * gap
+                return g * self.hidden_field(z, when)
+
+            return odeint(rhs, h, grid, method=self.method, rtol=self.rtol, atol=self.atol)[-1]
+        dt = gap / self.n_sub
+        step = dt.unsqueeze(-1)
+        f = self.hidden_field
+        for k in range(self.n_sub):
+            s0 = None if t0 is None else t0 + k * dt
             if self.method == "euler":
-                h = h + step * f(h)
+                h = h + step * f(h, s0)
             else:
-                k1 = f(h)
-                k2 = f(h + 0.5 * step * k1)
-                k3 = f(h + 0.5 * step * k2)
-                k4 = f(h + step * k3)
+                mid = None if s0 is None else s0 + 0.5 * dt
+                end = None if s0 is None else s0 + dt
+                k1 = f(h, s0)
+                k2 = f(h + 0.5 * step * k1, mid)
+                k3 = f(h + 0.5 * step * k2, mid)
+                k4 = f(h + step * k3, end)
                 h = h + step / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
         return h
 
@@ -97,7 +121,7 @@ class ODERNN(SequenceModel):
         h = rnn_cell(self.gru, x0, y.new_zeros(B, self.hidden))
         out = [x_last]
         for i in range(1, T):
-            h = self.evolve(h, t[:, i] - t[:, i - 1])
+            h = self.evolve(h, t[:, i] - t[:, i - 1], t[:, i - 1])
             pred = x_last + self.head(h)
             out.append(pred)
             use = obs[:, i] | feeds_back(self, self.feedback, i, obs[:, i])

@@ -1,5 +1,5 @@
 """ResNet-18 as torchvision builds it (``torchvision.models.resnet18(weights=None)``), written here
-because torchvision is not a dependency; seed 003's CIFAR-10 benchmark replaces its ``fc`` with a
+because torchvision is not a dependency; BiostatisV6's CIFAR-10 benchmark replaces its ``fc`` with a
 new 10-way layer (11,181,642 parameters).
 
 Architecture (He et al. 2016, torchvision's layout): 7x7 stride-2 convolution (64 channels, no
@@ -88,5 +88,5 @@ class ResNet(nn.Module):
 
 
 def resnet18(n_classes: int = 10) -> ResNet:
-    """ResNet-18 with an ``n_classes``-way ``fc`` (seed 003: 10, 11,181,642 parameters)."""
+    """ResNet-18 with an ``n_classes``-way ``fc`` (BiostatisV6's benchmark: 10, 11,181,642 parameters)."""
     return ResNet(n_classes, (2, 2, 2, 2))

@@ -87,7 +87,9 @@ def check_inputs(
             f"got {tuple(y.shape)}"
         )
     if obs.shape != (B, T):
-        raise ValueError(f"obs must have shape (B, T) = {(B, T)} to match t, got {tuple(obs.shape)}")
+        raise ValueError(
+            f"obs must have shape (B, T) = {(B, T)} to match t, got {tuple(obs.shape)}"
+        )
     if obs.dtype != torch.bool:
         raise TypeError(f"obs must be a bool tensor, got {obs.dtype}")
     if not t.is_floating_point() or not y.is_floating_point():
@@ -144,15 +146,17 @@ class SequenceModel(nn.Module):
         if not 1 <= int(forecast_from) <= T:
             raise ValueError(f"forecast_from must lie in [1, {T}], got {forecast_from}")
         if not batched and bool(obs[:, int(forecast_from) :].any()):
-            raise ValueError("points in the forecast region (columns >= forecast_from) are observed")
+            raise ValueError(
+                "points in the forecast region (columns >= forecast_from) are observed"
+            )
         self._forecast_from = int(forecast_from)
         dtype = self._dtype()
         # Phase of the drive at each sample's first time, in float64 (absolute times are large).
         self._phase0 = None
         if self.drive_omega:
-            self._phase0 = torch.remainder(
-                self.drive_omega * t[:, 0].double(), 2.0 * math.pi
-            ).to(dtype)
+            self._phase0 = torch.remainder(self.drive_omega * t[:, 0].double(), 2.0 * math.pi).to(
+                dtype
+            )
         # Times relative to the first point, in float64 before the cast, so that long rollouts at
         # large absolute times keep their gaps exact in float32. Apart from the drive's phase,
         # every model here uses gaps only.

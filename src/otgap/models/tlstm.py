@@ -142,8 +142,9 @@ def predict_at_observations(
     out = [x]
     for i in range(1, T):
         since = t[:, i] - t_last
-        pred = x + model.head(torch.cat([cell.top(state), since.unsqueeze(-1),
-                                         model.drive(t[:, i])], dim=-1))
+        pred = x + model.head(
+            torch.cat([cell.top(state), since.unsqueeze(-1), model.drive(t[:, i])], dim=-1)
+        )
         out.append(pred)
         use = obs[:, i] | (model.in_forecast(i) & torch.ones_like(obs[:, i]))
         if not any_true(use):

@@ -22,6 +22,10 @@ class OptimizerSpec:
     full_batch: ClassVar[bool] = False
     #: sharpness is compared with the threshold under ``preconditioner`` (e.g. Adam's P_t)
     preconditioned: ClassVar[bool] = False
+    #: minibatch optimizer whose stability is decided by the batch sharpness (mean over its
+    #: batches of g_B^T H_B g_B / g_B^T g_B) against the same threshold (Andreyev & Beneventano,
+    #: arXiv 2412.20553); the EoS stage records it beside lambda_1 for these
+    batch_sharpness: ClassVar[bool] = False
     #: hyperparameters accepted besides ``lr``, with their defaults
     defaults: ClassVar[Mapping[str, Any]] = {}
 

@@ -1,8 +1,8 @@
-"""BiostatisV6 (seed 003), the update as its authors coded it, vectorised with torch's foreach ops.
+"""BiostatisV6 (docs/sources.md#biostatisv6), the update as its authors coded it, vectorised with torch's foreach ops.
 
 The authors' repository (Hindolch/V6-optimizer) holds two classes named ``BiostatisV6``:
 
-- :class:`BiostatisV6` -- the hierarchical one of ``optimizers/biostatis.py``, which the seed's
+- :class:`BiostatisV6` -- the hierarchical one of ``optimizers/biostatis.py``, which the authors' README
   text describes: per parameter group a weak *global* homeostasis (from all gradients of the
   group) blended 30/70 with a *local* one (from each parameter tensor's gradient);
 - :class:`BiostatisV6Dynamo` -- the global-only one of ``optimizers/dynamo.py`` (commit 0561329,
@@ -27,9 +27,9 @@ entries, its own step count ``t``), with ``rho`` = homeo_rate, ``c*`` = coherenc
 
 with ``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t``, ``a`` = ascent_strength, ``f`` = flip_threshold.
 
-Where the seed's prose or pseudocode differs from the code (the code is implemented):
+Where the README's prose or pseudocode differs from the code (the code is implemented):
 
-- The final update in the seed's equation omits bias correction; the code divides ``m`` by
+- The final update in the README's equation omits bias correction; the code divides ``m`` by
   ``sqrt(v / bc2) + eps`` and scales *all three* terms (the memory ``F`` and ``g~`` included) by
   ``lr / bc1``, so the first steps move ``F`` and ``g~`` up to 10x more than the equation says.
 - The pseudocode adds ``ascent_strength * g`` on a low importance; the code ramps it in with
@@ -38,8 +38,8 @@ Where the seed's prose or pseudocode differs from the code (the code is implemen
   the branch is taken per parameter *tensor*, not per entry. It *adds* a multiple of the gradient
   (a larger descent step): nothing in the code ascends.
 - "Signal-to-noise ratio", "energy" and "coherence" are per tensor (``mean(g^2)``,
-  ``mean|tanh g|``), not per parameter entry; "per-parameter" in the seed means per tensor.
-- The seed calls ``E_t = mean(g^2)`` the "average gradient magnitude" and ``F`` a "fractional
+  ``mean|tanh g|``), not per parameter entry; "per-parameter" in the README means per tensor.
+- The README calls ``E_t = mean(g^2)`` the "average gradient magnitude" and ``F`` a "fractional
   gradient trace"; ``F`` is a fixed 0.6/0.4 blend of two EMAs of ``g`` (decays 0.9 and 0.99).
 - "Directional coherence" uses the cosine between the *updated* momentum (which already
   contains ``g``) and ``g``; the polarity term ``0.5 sign(g) tanh(cos)`` times ``g`` is
@@ -62,6 +62,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -476,3 +477,96 @@ class BiostatisDynamo(Biostatis):
     """The global-only BiostatisV6 of ``optimizers/dynamo.py``; threshold and P as for ``biostatis``."""
 
     _torch_class = BiostatisV6Dynamo
+
+
+# ---- what the update is made of: the effective gain and each term's size ----------------------
+@torch.no_grad()
+def update_terms(optimizer: BiostatisV6) -> list[dict[str, Tensor]]:
+    """The three terms of each tensor's last update, rebuilt from the state and ``p.grad``.
+
+    Valid right after :meth:`BiostatisV6.step` while ``p.grad`` still holds the gradient that
+    step used. Per parameter (in group order): ``adam = m / (sqrt(v / bc2) + eps)``,
+    ``memory = 0.05 sum_k w_k M_k``, ``grad = 0.01 g~`` and the scalar ``gain`` (``h e``); the
+    step was ``p <- p (1 - lr wd) - (lr / bc1) gain (adam + memory + grad)``.
+    """
+    out = []
+    for group in optimizer.param_groups:
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            if "gain" not in state or p.grad is None:
+                continue
+            t = state["step"]
+            g = p.grad
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            adam = m / (v.sqrt() / math.sqrt(1.0 - beta2**t) + group["eps"])
+            memory = sum(
+                w * mem
+                for w, mem in zip(group["memory_weights"], state["memory_emas"], strict=True)
+            )
+            cos = torch.dot(m.reshape(-1).double(), g.reshape(-1).double()) / (
+                m.double().norm().clamp_min(COSINE_EPS) * g.double().norm().clamp_min(COSINE_EPS)
+            )
+            importance = m.double().abs().mean() / (v.double().sqrt().mean() + IMPORTANCE_EPS)
+            ascent = (
+                group["ascent_strength"] * (1.0 - math.exp(-ASCENT_RAMP * t))
+                if float(importance) < group["flip_threshold"]
+                else 0.0
+            )
+            g_tilde = g * (1.0 + ascent) + 0.5 * torch.tanh(cos).to(g.dtype) * g.abs()
+            out.append(
+                {
+                    "adam": adam,
+                    "memory": MEMORY_COEF * memory,
+                    "grad": GRAD_COEF * g_tilde,
+                    "gain": state["gain"].detach(),
+                    "scale": torch.as_tensor(group["lr"] / (1.0 - beta1**t)),
+                }
+            )
+    return out
+
+
+def update_diagnostics(optimizer: torch.optim.Optimizer) -> dict[str, float] | None:
+    """The last step's effective gain ``h e`` over tensors (mean, min, max; and the mean over
+    parameter entries, i.e. weighted by tensor size) and the sizes of the memory and
+    modulated-gradient terms relative to the Adam term (norms over all tensors). None for an
+    optimizer that is not BiostatisV6 or before its first step."""
+    if not isinstance(optimizer, BiostatisV6):
+        return None
+    terms = update_terms(optimizer)
+    if not terms:
+        return None
+    gains = torch.stack([t["gain"].double().cpu() for t in terms])
+    sizes = torch.tensor([float(t["adam"].numel()) for t in terms], dtype=torch.float64)
+
+    def norm(key: str) -> float:
+        return math.sqrt(sum(float(t[key].double().square().sum()) for t in terms))
+
+    adam = norm("adam")
+    return {
+        "gain_mean": float(gains.mean()),
+        "gain_min": float(gains.min()),
+        "gain_max": float(gains.max()),
+        "gain_entry_mean": float((gains * sizes).sum() / sizes.sum()),
+        "memory_over_adam": norm("memory") / adam if adam > 0 else math.nan,
+        "grad_over_adam": norm("grad") / adam if adam > 0 else math.nan,
+    }
+
+
+def summarise_trace(trace: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Run-level effective step multiplier from per-evaluation :func:`update_diagnostics` rows:
+    mean of the entry-weighted gain over evaluations (the multiplier an lr-matched AdamW arm
+    uses), the tensor-mean gain's mean, the smallest and largest tensor gain seen, and the largest
+    relative memory and gradient terms."""
+    if not trace:
+        raise ValueError("no BiostatisV6 diagnostics recorded (no evaluation after a step)")
+    col = {k: np.asarray([float(r[k]) for r in trace]) for k in trace[0] if k != "step"}
+    return {
+        "effective_gain": float(col["gain_entry_mean"].mean()),
+        "gain_mean": float(col["gain_mean"].mean()),
+        "gain_min": float(col["gain_min"].min()),
+        "gain_max": float(col["gain_max"].max()),
+        "memory_over_adam_max": float(col["memory_over_adam"].max()),
+        "grad_over_adam_max": float(col["grad_over_adam"].max()),
+        "n_evaluations": len(trace),
+    }

@@ -1,6 +1,6 @@
-"""The Langevin optimizer of seeds 001/002, as a ``torch.optim.Optimizer``, and its stability limit.
+"""The Langevin optimizer of the Landau network's posts, as a ``torch.optim.Optimizer``, and its stability limit.
 
-Update per parameter (REFERENCES.md section 8)::
+Update per parameter (docs/sources.md#the-landau-network-and-the-langevin-optimizer)::
 
     v     <- (1 - damping) v - lr * grad + sqrt(2 * damping * lr * T) * N(0, 1)
     theta <- theta + v
@@ -9,7 +9,7 @@ The noise comes from the optimizer's own ``torch.Generator`` (seeded from ``seed
 torch's global generator when ``seed`` is None, so ``seed_everything`` makes runs reproducible).
 Its state is part of :meth:`Langevin.state_dict`, so a resumed run draws the same noise.
 
-One departure from seed 002's code, on purpose: its loop adds each parameter's velocity through
+One departure from the source's code (the second post), on purpose: its loop adds each parameter's velocity through
 ``param.data`` before taking the next parameter's gradient from the same graph, so later gradients
 that read a saved parameter see updated values. Here all parameters move on one gradient, as the
 stated equations say (``tests/test_langevin.py`` shows where the two agree exactly).
@@ -37,7 +37,7 @@ import torch
 
 from otgap.optim.base import OptimizerSpec
 
-#: the seeds' settings (seed 002's table)
+#: the source's settings (the second post's table)
 SEED_LR = 1e-2
 SEED_DAMPING = 1e-3
 SEED_TEMPERATURE = 8e-3

@@ -38,12 +38,14 @@ class SGD(GD):
     """Minibatch stochastic gradient descent (the paper: lr 0.15, batch 128, no momentum)."""
 
     full_batch = False
+    batch_sharpness = True
 
 
 class Momentum(OptimizerSpec):
     """Heavy-ball minibatch SGD, torch's form ``v <- beta v + g; theta <- theta - lr v``."""
 
     full_batch = False
+    batch_sharpness = True
     defaults = {"beta": 0.9, "weight_decay": 0.0}
 
     @classmethod
@@ -65,6 +67,7 @@ class GDMomentum(Momentum):
     momentum runs): stable on a quadratic while sharpness < (2 + 2 beta)/lr."""
 
     full_batch = True
+    batch_sharpness = False
 
 
 class Adam(OptimizerSpec):

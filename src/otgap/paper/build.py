@@ -55,6 +55,38 @@ def decide_build(
     return False, f"paper PDF skipped (paper.build_pdf: auto): {why}"
 
 
+def plan_build(
+    mode: object, env: Mapping[str, str] | None = None, which=shutil.which
+) -> tuple[bool, str | None]:
+    """(plan the PDF?, note) for the DAG: unlike ``decide_build`` it never raises for missing TeX,
+    so every dry run, ``make plan`` and the jobs before the paper work on a machine without TeX.
+    When the PDF is required (``true``, or ``auto`` with ``OTGAP_REQUIRE_TEX=1``) it stays
+    planned and the TeX check moves to the job (``require_tex``, at its start) and to the start-up
+    check of a run that is to build it (workflow/rules/paper.smk)."""
+    env = os.environ if env is None else env
+    try:
+        return decide_build(mode, env, which)
+    except PaperBuildError:
+        if mode not in (True, "auto"):
+            raise
+        missing = missing_tex(which)
+        return True, (
+            f"TeX program(s) {missing} not found on PATH: the paper_pdf job will fail at its start "
+            f"({install_hint()}, or set paper.build_pdf: auto to skip the PDF)"
+        )
+
+
+def require_tex(which=shutil.which) -> None:
+    """Raise PaperBuildError naming the missing TeX programs and how to get them (the paper_pdf
+    job's first step, and the start-up check of a run that builds the PDF)."""
+    missing = missing_tex(which)
+    if missing:
+        raise PaperBuildError(
+            f"the paper PDF needs TeX but program(s) {missing} are not on PATH; "
+            f"{install_hint()} (or set paper.build_pdf: auto to skip the PDF, or false)"
+        )
+
+
 _ERROR_START = re.compile(r"^(! |.+:\d+: )")
 
 

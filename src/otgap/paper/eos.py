@@ -28,11 +28,21 @@ CONFIG_KEYS = ("dataset", "model", "loss", "optimizer", "lr")
 COLUMNS = {
     "final_test_acc": ("test accuracy", True),
     "final_train_loss": ("final train loss", False),
-    "max_ratio": ("max $\\lambda_1$/threshold", None),
-    "late_ratio_median": ("late median $\\lambda_1$/threshold", None),
+    "late_ratio_median": ("late $\\lambda_1$/threshold", None),
     "frac_above": ("share above threshold", None),
+    "bs_late_ratio_median": ("late batch sharpness/threshold", None),
 }
-OPT_MACRO = {"gd": "Gd", "sgd": "Sgd", "momentum": "Momentum", "adam": "Adam", "adamw": "Adamw"}
+OPT_MACRO = {
+    "gd": "Gd",
+    "sgd": "Sgd",
+    "momentum": "Momentum",
+    "adam": "Adam",
+    "adamw": "Adamw",
+    "gd_momentum": "GdMomentum",
+    "adam_fb": "AdamFb",
+}
+# optimizers whose stability the batch sharpness decides (Andreyev & Beneventano 2024)
+BATCH_SHARPNESS_OPTS = ("sgd", "momentum")
 
 
 def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -47,17 +57,75 @@ def _diverged(frame: pd.DataFrame) -> np.ndarray:
     return frame["diverged"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
 
 
-def share_above(summary: pd.DataFrame | None, optimizer: str) -> float | None:
-    """Share of all sharpness measurements of ``optimizer``'s runs above the threshold 2/lr
-    (or the preconditioned threshold): frac_above weighted by each run's n_measurements."""
-    if summary is None or not {"optimizer", "frac_above", "n_measurements"} <= set(summary):
+def share_above(
+    summary: pd.DataFrame | None, optimizer: str, prefix: str = ""
+) -> tuple[float, float, float] | None:
+    """Share of all (usable) sharpness measurements of ``optimizer``'s runs above the threshold
+    (2/lr, or the optimizer's own): ``(share, lo, hi)``, pooled counts with a Wilson interval.
+    ``prefix="bs_"`` gives the same for the batch sharpness. Definitions: otgap.analysis.eos."""
+    from otgap.analysis.eos import wilson_interval
+
+    k_col, n_col = f"{prefix}n_above", f"{prefix}n_measurements"
+    if summary is None or not {"optimizer", n_col} <= set(summary):
         return None
-    sub = summary[summary["optimizer"] == optimizer]
-    w, f = _num(sub, "n_measurements"), _num(sub, "frac_above")
-    ok = np.isfinite(w) & np.isfinite(f)
-    if not ok.any() or w[ok].sum() == 0:
+    sub = summary[(summary["optimizer"] == optimizer) & ~_diverged(summary)]
+    n = _num(sub, n_col)
+    if k_col in sub:
+        k = _num(sub, k_col)
+    else:  # an older summary without counts: recover them from the per-run shares
+        k = np.round(_num(sub, f"{prefix}frac_above") * n)
+    ok = np.isfinite(k) & np.isfinite(n)
+    total = int(n[ok].sum())
+    if total == 0:
         return None
-    return float((w[ok] * f[ok]).sum() / w[ok].sum())
+    hits = int(k[ok].sum())
+    return (hits / total, *wilson_interval(hits, total))
+
+
+def _share_text(share: tuple[float, float, float] | None) -> str | None:
+    if share is None:
+        return None
+    return f"{format_percent(share[0])} [{format_percent(share[1])}, {format_percent(share[2])}]"
+
+
+def late_ratios(summary: pd.DataFrame | None, optimizer: str, prefix: str = "") -> list[dict]:
+    """Per learning rate of ``optimizer``: the late-phase ratio (mean over seeds that did not
+    diverge of each seed's late median) with its t-interval (NaN from fewer than 3 seeds)."""
+    from otgap.analysis.eos import seed_interval
+
+    col = f"{prefix}late_ratio_median"
+    if summary is None or not {"optimizer", "lr", col} <= set(summary):
+        return []
+    sub = summary[(summary["optimizer"] == optimizer) & ~_diverged(summary)]
+    out = []
+    for lr, g in sub.groupby("lr", sort=True):
+        mean, lo, hi, n = seed_interval(_num(g, col))
+        if n:
+            out.append({"lr": float(lr), "mean": mean, "lo": lo, "hi": hi, "n": n})
+    return out
+
+
+def verdict(entries: list[dict]) -> str | None:
+    """The A.2 verdict rule on late-phase ratios: 'at the edge' when every learning rate's 95%
+    interval contains 1 or lies above it, 'below the edge' when one lies below 1, 'undecided
+    (n < 3)' when some learning rate has fewer than 3 seeds (no interval)."""
+    if not entries:
+        return None
+    if any(not np.isfinite(e["lo"]) for e in entries):
+        return "undecided ($n<3$)"
+    if any(e["hi"] < 1 for e in entries):
+        return "below the edge"
+    return "at the edge"
+
+
+def _late_text(entries: list[dict]) -> str | None:
+    if not entries:
+        return None
+    parts = []
+    for e in entries:
+        ci = f" [{as_text(e['lo'])}, {as_text(e['hi'])}]" if np.isfinite(e["lo"]) else ""
+        parts.append(f"{as_text(e['mean'])}{ci} ($\\eta={format_setting(e['lr'])}$, $n={e['n']}$)")
+    return "; ".join(parts)
 
 
 def eos_macros(summary: pd.DataFrame | None) -> MacroSet:
@@ -72,9 +140,42 @@ def eos_macros(summary: pd.DataFrame | None) -> MacroSet:
         share = share_above(summary, opt) if present else None
         ms.add(
             f"{part}ShareAbove",
-            format_percent(share) if share is not None else None,
-            f"% of {opt} sharpness measurements above the threshold",
+            format_percent(share[0]) if share is not None else None,
+            f"% of {opt} sharpness measurements above the threshold (preconditioned: no step 0)",
         )
+        ms.add(
+            f"{part}ShareAboveCi",
+            _share_text(share) if present else None,
+            f"{opt}: % above threshold [95% Wilson interval], measurements pooled over seeds",
+        )
+        late_entries = late_ratios(summary, opt) if present else []
+        ms.add(
+            f"{part}LateRatioCi",
+            _late_text(late_entries),
+            f"{opt}: late-phase lambda_1/threshold per lr, mean over seeds [95% t-interval]",
+        )
+        ms.add(
+            f"{part}Verdict",
+            verdict(late_entries),
+            f"{opt}: verdict on lambda_1 (interval contains 1 or above: at the edge)",
+        )
+        if opt in BATCH_SHARPNESS_OPTS:
+            bs_entries = late_ratios(summary, opt, "bs_") if present else []
+            ms.add(
+                f"{part}BsLateRatioCi",
+                _late_text(bs_entries),
+                f"{opt}: late-phase batch sharpness/threshold per lr [95% t-interval]",
+            )
+            ms.add(
+                f"{part}BsShareAboveCi",
+                _share_text(share_above(summary, opt, "bs_")) if present else None,
+                f"{opt}: % of batch-sharpness measurements above threshold [Wilson]",
+            )
+            ms.add(
+                f"{part}BsVerdict",
+                verdict(bs_entries),
+                f"{opt}: verdict on the batch sharpness, its deciding quantity",
+            )
         late = _num(sub, "late_ratio_median") if sub is not None else np.array([])
         late = late[np.isfinite(late)]
         ms.add(
@@ -177,7 +278,10 @@ def eos_table(summary: pd.DataFrame | None, *, provenance: str, label: str = "ta
         "A.2: mean $\\pm$ standard deviation over seeds (the standard deviation to two "
         "significant figures, the mean to the same decimal place); $\\lambda_1$ is the "
         "sharpness, the threshold $2/\\eta$ for (S)GD and the preconditioned threshold for "
-        "adaptive methods. Bold: best mean among configurations without a diverged seed "
+        "adaptive methods. Late: each seed's median ratio over its last third of measurements "
+        "(step 0 of preconditioned runs excluded); share above: of those measurements; batch "
+        "sharpness: mean over mini-batches of $g_B^\\top H_B g_B/g_B^\\top g_B$ (SGD, "
+        "heavy ball). Bold: best mean among configurations without a diverged seed "
         "(only where better is defined). A diverged run is named in its cell and left out of "
         "the mean. " + provenance
     )

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from otgap.metrics.a1 import FLOOR_OF
+from otgap.metrics.a1 import HIGHER_IS_BETTER as A1_HIGHER_IS_BETTER
 from otgap.paper.macros import MacroSet
 from otgap.paper.numbers import MISSING, best_index, format_mean_std, format_value, mean_std_cell
 from otgap.paper.tables import sectioned_table, table_float
@@ -25,7 +27,9 @@ METRIC_TITLES = {
     "phase_divergence": "phase-space divergence",
     "vpt": "valid prediction time (Lyapunov times)",
 }
-HIGHER_IS_BETTER = {"vpt"}
+# directions, floors and references are declared once (otgap.metrics.a1, otgap.analysis.fhn)
+HIGHER_IS_BETTER = A1_HIGHER_IS_BETTER
+REFERENCE_MODELS = frozenset({"neural_ode_oracle", "last_observation"})  # = analysis.fhn's (test)
 MODEL_MACRO = {  # letters-only macro parts for the registry's names
     "neural_ode": "Node",
     "neural_ode_oracle": "Oracle",
@@ -125,15 +129,43 @@ def fhn_macros(
         ]
         if "n_nonfinite" in sub:
             sub = sub[sub["n_nonfinite"].fillna(0) == 0]
-        i = best_index(list(sub["mean"]))
+        # "best" is a learned model whose cell is not undertrained (references never); where an
+        # undertrained cell would beat it, the ranking is undecided
+        sub = sub[~sub["model"].astype(str).isin(REFERENCE_MODELS)]
+        under = (
+            sub["undertrained"].fillna(False).astype(bool)
+            if "undertrained" in sub
+            else pd.Series(False, index=sub.index)
+        )
+        done = sub[~under]
+        i = best_index(list(done["mean"]))
         if i is not None:
-            best = str(sub.iloc[i]["model"])
+            best = str(done.iloc[i]["model"])
+            rival = best_index([done.iloc[i]["mean"], *sub[under]["mean"]])
+            if rival not in (0, None):
+                best = "undecided (undertrained cells)"
     ms.add(
-        "BestSparsest", tex_escape(best) if best else None, "lowest interpolation RMSE, sparsest"
+        "BestSparsest",
+        tex_escape(best) if best else None,
+        "lowest interpolation RMSE, sparsest, among learned models not undertrained",
     )
+    n_under = None
+    if stats is not None and "undertrained" in stats.columns:
+        cells = stats[stats["system"].astype(str) == system].drop_duplicates(["condition", "model"])
+        flagged = cells[cells["undertrained"].fillna(False).astype(bool)]
+        n_under = (
+            ", ".join(f"\\texttt{{{tex_escape(f'{m}/{c}')}}}" for m, c in
+                      zip(flagged["model"], flagged["condition"], strict=True))
+            or "none"
+        )  # fmt: skip
+    ms.add("Undertrained", n_under, "cells with > 10% late-best runs (not ranked)")
     n_sig = None
     if stats is not None and {"significant", "metric"} <= set(stats.columns):
-        sub = stats[(stats["metric"] == "rmse_interp") & (stats["model"] != reference)]
+        sub = stats[
+            (stats["metric"] == "rmse_interp")
+            & (stats["model"] != reference)
+            & ~stats["model"].astype(str).isin(REFERENCE_MODELS)
+        ]
         n_sig = f"{int(sub['significant'].astype(bool).sum())} of {len(sub)}"
     ms.add("NSignificant", n_sig, "model-condition pairs differing from the reference (Holm)")
     return ms
@@ -167,10 +199,24 @@ def fhn_table(
             col = [_row(sub, model=m, condition=c) for m in models]
             lost = [int(_get(r, "n_nonfinite") or 0) if r is not None else 0 for r in col]
             means = [
-                _get(r, "mean") if r is not None and not lost[i] else None
+                _get(r, "mean")
+                if r is not None and not lost[i] and models[i] not in REFERENCE_MODELS
+                and not bool(_get(r, "undertrained") or False)
+                else None
                 for i, r in enumerate(col)
-            ]
+            ]  # fmt: skip
             best = best_index(means, lower_is_better=metric not in HIGHER_IS_BETTER)
+            # an undertrained learned cell that would beat it: ranking undecided, no bold
+            rivals = [
+                _get(r, "mean")
+                for i, r in enumerate(col)
+                if r is not None and not lost[i] and models[i] not in REFERENCE_MODELS
+                and bool(_get(r, "undertrained") or False)
+            ]  # fmt: skip
+            if best is not None and best_index(
+                [means[best], *rivals], lower_is_better=metric not in HIGHER_IS_BETTER
+            ) not in (0, None):
+                best = None
             for i, (m, r) in enumerate(zip(models, col, strict=True)):
                 if r is None:
                     rows_by_model[m].append(MISSING)
@@ -178,10 +224,23 @@ def fhn_table(
                 mark = "^{\\dagger}" if m != reference and bool(_get(r, "significant")) else ""
                 if lost[i]:
                     mark += f"^{{({lost[i]}\\,\\mathrm{{failed}})}}"
+                if bool(_get(r, "undertrained") or False):
+                    mark += "^{u}"
                 rows_by_model[m].append(
                     mean_std_cell(_get(r, "mean"), _get(r, "std"), bold=best == i, mark=mark)
                 )
-        rows = [[tex_escape(m), *cells] for m, cells in rows_by_model.items()]
+        rows = [
+            [tex_escape(m) + (" (ref.)" if m in REFERENCE_MODELS else ""), *cells]
+            for m, cells in rows_by_model.items()
+        ]
+        floor = FLOOR_OF.get(metric)
+        if floor is not None:
+            fsub = stats[(stats["system"].astype(str) == system) & (stats["metric"] == floor)]
+            cells = []
+            for c in conditions:
+                v = fsub[fsub["condition"].astype(str) == str(c)]["mean"]
+                cells.append(mean_std_cell(float(v.mean()), None) if len(v) else MISSING)
+            rows.append(["truth (floor)", *cells])
         sections.append((METRIC_TITLES.get(metric, metric), rows))
     if not sections:
         body = "\\emph{No A.1 statistics for this system.}"
@@ -189,7 +248,10 @@ def fhn_table(
     caption = (
         f"A.1, system \\texttt{{{tex_escape(system)}}}: mean $\\pm$ standard deviation over seeds "
         "(the standard deviation to two significant figures, the mean to the same decimal place). "
-        "Bold: best mean of the column among cells whose seeds all gave finite values. "
+        "Bold: best mean of the column among learned models' cells whose seeds all gave finite "
+        "values and that are not undertrained ($u$: more than 10\\% of the runs had their best "
+        "validation epoch in the last 10\\% of the epoch bound). (ref.): references outside the "
+        "tests, never bold. truth (floor): the true rollouts' own score on the same windows. "
         f"$\\dagger$: differs from \\texttt{{{tex_escape(reference)}}} in a paired $t$-test over "
         "seeds, Holm-corrected over the comparisons. (k failed): k seeds gave a non-finite value "
         "and are left out of the mean. " + provenance

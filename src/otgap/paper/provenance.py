@@ -35,9 +35,12 @@ def sidecar_commit(path: str | Path | None) -> str:
 
 
 def caption_tail(rule: str, script: str, sidecar: str | Path | None) -> str:
-    """LaTeX sentence ending a caption: which rule and script made it, at which commit."""
-    commit = sidecar_commit(sidecar)
+    """LaTeX sentence ending a caption: the rule that made it and a pointer to the appendix table
+    that lists, once per run, each result's rule, script, commit and parameters hash."""
+    # the commit, script and parameters hash are listed once per run in the appendix table
+    # (otgap.paper.scope.provenance_table); a caption names its rule and points there
+    del script, sidecar
     return (
-        f"\\emph{{Made by rule \\texttt{{{tex_escape(rule)}}}, "
-        f"script \\texttt{{{tex_escape(script)}}}, commit \\texttt{{{tex_escape(commit)}}}.}}"
+        f"\\emph{{Made by rule \\texttt{{{tex_escape(rule)}}} "
+        "(provenance: Table~\\ref{tab:provenance}).}"
     )

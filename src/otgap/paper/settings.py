@@ -36,7 +36,14 @@ def settings_macros(cfg: Mapping[str, Any] | None, prefix: str) -> MacroSet:
     ms = MacroSet(prefix=prefix)
     ms.add("Run", tex_escape(_get(cfg, "run")) if cfg else None, "run name")
     ms.add("FhnEpochs", _num(_get(cfg, "fhn", "train", "epochs")), "A.1 training epochs")
-    ms.add("FhnLr", _num(_get(cfg, "fhn", "train", "lr")), "A.1 Adam learning rate")
+    tuning = _get(cfg, "fhn", "train", "tuning") or {}
+    fhn_lr = _num(_get(cfg, "fhn", "train", "lr"))
+    if tuning.get("enabled"):  # chosen per learned model and cell on validation data
+        grid = ", ".join(format_setting(x) for x in tuning.get("lr_grid", []))
+        fhn_lr = f"chosen per model and condition on validation data (grid {grid})"
+    elif fhn_lr is not None:
+        fhn_lr = f"{fhn_lr} (one for every learned model, not tuned)"
+    ms.add("FhnLr", fhn_lr, "A.1 Adam learning rate (or how it is chosen)")
     ms.add("FhnHidden", _num(_get(cfg, "fhn", "train", "hidden")), "A.1 hidden units")
     ms.add("FhnTrainSeqs", _num(_get(cfg, "fhn", "dataset", "n_train")), "A.1 training sequences")
     seeds = _get(cfg, "fhn", "seeds")

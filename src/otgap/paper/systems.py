@@ -1,4 +1,4 @@
-"""Sections for the seeds' other systems (Landau network, BiostatisV6, ODE-solving networks).
+"""Sections for the other source documents' systems (Landau network, BiostatisV6, ODE-solving networks).
 
 Their stages are built by other parts of the workflow; the paper only needs their result tables
 (CSV). A section is included when its tables exist in the run (or a rule of the workflow makes
@@ -24,6 +24,26 @@ SYSTEM_TITLES = {
 }
 SYSTEM_MACRO = {"landau": "Landau", "biostatis": "Biostatis", "ode_solver": "OdeSolver"}
 MAX_ROWS = 30
+#: what each system's comparisons can and cannot show (docs/systems.md has the long form)
+SYSTEM_SCOPE = {
+    "landau": (
+        "landau1 is Landau $\\to$ BatchNorm $\\to$ rrelu, an interpretation of the source's commented "
+        "one-layer line and its 'with batch norm' captions; without the BatchNorm "
+        "(landau1\\_nobn) it collapses to a single class. Rows changing only the optimizer "
+        "(Langevin, SGD, Adam) or only the architecture and its loss (landau1 vs fc1 under "
+        "Langevin) stand beside the combined change. Epochs to near-final accuracy and noise "
+        "ratios are undefined for runs at chance. A quick run shorter than the inverse damping "
+        "(in steps) never leaves the Langevin optimizer's transient. The source's MNIST claims "
+        "concern networks of about a million parameters and say nothing about digits."
+    ),
+    "biostatis": (
+        "At its authors' defaults BiostatisV6 steps like AdamW at its lr times the recorded gain "
+        "h e (the 'effective step multiplier'); its other terms are orders of magnitude smaller. "
+        "Same-nominal-lr rows therefore compare step sizes as much as optimizers; the lr-matched "
+        "AdamW arm and the lr sweep compare at equal effective steps, and equivalence is claimed "
+        "only within the margin stated before the run (two one-sided tests)."
+    ),
+}
 
 
 def _cell(value: object) -> str:
@@ -68,6 +88,8 @@ def system_section(name: str, csvs: Sequence[str | Path], provenance: Sequence[s
         f"\\Sys{part}NTables{{}} result table(s) with \\Sys{part}NRows{{}} rows in all; "
         "they are reproduced below as the stage wrote them.",
     ]
+    if name in SYSTEM_SCOPE:
+        out.append(SYSTEM_SCOPE[name])
     for k, ((path, frame), tail) in enumerate(zip(frames, provenance, strict=True)):
         label = f"tab:system-{name}-{k}"
         cap = f"\\texttt{{{tex_escape(path.name)}}} of the {tex_escape(name)} stage. {tail}"

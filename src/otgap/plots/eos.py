@@ -27,6 +27,7 @@ CI_LEVEL = (
 )
 FILLED_LEVELS = 25
 LINE_LEVELS = 12
+PALETTE_EOS = {"lambda": "#0072B2", "batch": "#D55E00"}  # Okabe-Ito blue / vermillion
 PLANE_TITLES = {
     "paper": "paper plane (d1 = final - init, d2 = PC2)",
     "pca": "PCA plane (Li et al.)",
@@ -58,16 +59,105 @@ def _log_loss(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def mean_ci(frame: pd.DataFrame, column: str, by: str = "step") -> pd.DataFrame:
-    """Mean over seeds and the 95% interval of the mean at each ``by`` value (NaNs ignored)."""
+def mean_ci(frame: pd.DataFrame, column: str, by: str = "step", log: bool = False) -> pd.DataFrame:
+    """Mean over seeds and the 95% t-interval of the mean at each ``by`` value (NaNs ignored).
+
+    No interval (``lo``/``hi`` NaN) where fewer than 3 seeds have a value (t with one degree of
+    freedom is 12.7: such a band says nothing; draw the seeds instead). ``log=True`` is for
+    positive quantities (loss, sharpness ratios): mean and interval are those of the logarithm
+    (a geometric mean with its interval), so a band never reaches zero or below; values that are
+    not positive are ignored."""
+    from otgap.analysis.eos import MIN_SEEDS_FOR_INTERVAL
+
     d = frame[[by, column]].replace([np.inf, -np.inf], np.nan).dropna()
+    if log:
+        d = d[d[column] > 0]
+        d = d.assign(**{column: np.log(d[column].to_numpy(float))})
     g = d.groupby(by)[column]
     out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.size()}).reset_index()
-    dof = np.maximum(out["n"].to_numpy() - 1, 1)
-    quantile = np.where(out["n"] > 1, student_t.ppf(0.5 + CI_LEVEL / 2, dof), 0.0)
-    half = quantile * out["std"].fillna(0.0) / np.sqrt(out["n"])
+    n = out["n"].to_numpy()
+    enough = n >= MIN_SEEDS_FOR_INTERVAL
+    quantile = np.where(enough, student_t.ppf(0.5 + CI_LEVEL / 2, np.maximum(n - 1, 1)), np.nan)
+    half = quantile * out["std"].fillna(0.0).to_numpy() / np.sqrt(n)
     out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    if log:
+        for c in ("mean", "lo", "hi"):
+            out[c] = np.exp(out[c])
     return out
+
+
+def usable_ratios(frame: pd.DataFrame, column: str, preconditioned: bool) -> pd.DataFrame:
+    """Rows of ``frame`` with a finite, positive ``column``; a preconditioned run's step 0 (its
+    preconditioner is still (1 - beta1)|g|) is dropped, as in every table (otgap.analysis.eos)."""
+    if column not in frame:
+        return frame.iloc[0:0]
+    v = pd.to_numeric(frame[column], errors="coerce")
+    out = frame[np.isfinite(v) & (v > 0)]
+    return out[out["step"] != 0] if preconditioned else out
+
+
+RATIO_STYLES = {  # column -> (label, line style)
+    "ratio": ("$\\lambda_1$ / threshold", "-"),
+    "bs_ratio": ("batch sharpness / threshold", "--"),
+}
+
+
+def ratio_panel(ax, traj: pd.DataFrame, preconditioned: bool, color=None, by: str = "step"):
+    """Sharpness/threshold (and batch sharpness/threshold where measured) of one configuration on
+    a log axis: a geometric-mean band over 3 or more seeds, per-seed lines otherwise; the
+    threshold (ratio 1) dashed and the region above it shaded, both in the legend. The y-range
+    comes from the drawn (post-warm-up) data. Returns the (min, max) of the data drawn."""
+    color = color or PALETTE_EOS["lambda"]
+    lo_hi: list[float] = []
+    for column, (label, style) in RATIO_STYLES.items():
+        d = usable_ratios(traj, column, preconditioned)
+        if d.empty:
+            continue
+        c = color if column == "ratio" else PALETTE_EOS["batch"]
+        seeds = sorted(d["seed"].unique())
+        lo_hi += [float(d[column].min()), float(d[column].max())]
+        if len(seeds) >= 3:
+            st = mean_ci(d, column, by=by, log=True)
+            ax.plot(
+                st[by], st["mean"], color=c, ls=style, label=f"{label} (geom. mean, n={len(seeds)})"
+            )
+            ax.fill_between(
+                st[by],
+                st["lo"],
+                st["hi"],
+                color=c,
+                alpha=0.2,
+                lw=0,
+                label="95% interval of the mean",
+            )
+        else:
+            for i, seed in enumerate(seeds):
+                run = d[d["seed"] == seed].sort_values(by)
+                ax.plot(
+                    run[by],
+                    run[column],
+                    color=c,
+                    ls=style,
+                    lw=1.0,
+                    marker=".",
+                    ms=3,
+                    alpha=0.9,
+                    label=f"{label}, per seed (n={len(seeds)})" if i == 0 else None,
+                )
+    set_ratio_axis(ax, lo_hi)
+    return (min(lo_hi), max(lo_hi)) if lo_hi else (np.nan, np.nan)
+
+
+def set_ratio_axis(ax, values: Sequence[float]) -> None:
+    """Log y-axis for ratios, limits from ``values`` and 1, the threshold and the region above."""
+    v = [x for x in values if np.isfinite(x) and x > 0]
+    lo = min([*v, 1.0]) / 1.5
+    hi = max([*v, 1.0]) * 1.5
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="k", ls=":", lw=1.2, label="threshold (ratio 1)")
+    ax.axhspan(1.0, hi, color="0.85", alpha=0.5, lw=0, label="above threshold")
+    ax.set_ylim(lo, hi)
+    ax.set_ylabel("ratio to the stability threshold")
 
 
 def median_final_loss_seed(summary: pd.DataFrame) -> int:
@@ -132,13 +222,6 @@ def contour_panel(ax, land: Mapping[str, np.ndarray], kind: str = "paper", fig=N
         fig.colorbar(filled, ax=ax, label="log10 loss")
 
 
-def _shade_unstable(ax, threshold: float, label: str) -> None:
-    ax.axhline(threshold, color="k", ls="--", lw=1.2, label=label)
-    top = max(ax.get_ylim()[1], 1.15 * threshold)
-    ax.axhspan(threshold, top, color="tab:red", alpha=0.08, label="unstable region")
-    ax.set_ylim(top=top)
-
-
 def _mark_divergence(ax, frame: pd.DataFrame, column: str, color) -> list[int]:
     """Cross at each diverged run's last finite value of ``column``; returns those seeds."""
     seeds = []
@@ -175,25 +258,22 @@ def figure3(run: pd.DataFrame, land: Mapping[str, np.ndarray], preconditioned: b
     ax.set_title("(c) loss")
     ax.legend()
     ax = fig.add_subplot(gs[1, 1])
-    s = run.dropna(subset=["sharpness"])
-    ax.plot(s["step"], s["sharpness"], color="tab:green", marker=".", label="sharpness")
     threshold = float(run["threshold"].dropna().iloc[0])
-    _shade_unstable(ax, threshold, threshold_label(threshold, float(row["lr"]), preconditioned))
-    _mark_divergence(
-        ax, s.assign(diverged=run["diverged"].any()) if len(s) else run, "sharpness", "tab:green"
-    )
+    ratio_panel(ax, run, preconditioned)
+    if run["diverged"].any():
+        _mark_divergence(ax, usable_ratios(run, "ratio", preconditioned), "ratio", "k")
     ax.set_xlabel("step")
-    ax.set_ylabel("lambda_1" + (" of P^-1 H" if preconditioned else " of H"))
-    ax.set_title("(d) sharpness against the stability threshold")
-    ax.legend(loc="lower right")
+    what = "$P^{-1}H$" if preconditioned else "$H$"
+    ax.set_title(
+        f"(d) $\\lambda_1$ of {what} / "
+        + threshold_label(threshold, float(row["lr"]), preconditioned)
+        + (" (step 0 not shown)" if preconditioned else ""),
+        fontsize="medium",
+    )
+    ax.legend(loc="lower right", fontsize="small")
     group = f"{row['dataset']} / {row['model']} / {row['loss']}"
     fig.suptitle(f"{group} / {config_label(row)} / seed {row['seed']}")
     return fig
-
-
-def _band(ax, stats: pd.DataFrame, color, label: str) -> None:
-    ax.plot(stats["step"], stats["mean"], color=color, label=label)
-    ax.fill_between(stats["step"], stats["lo"], stats["hi"], color=color, alpha=0.25, lw=0)
 
 
 def multiseed_figure(
@@ -205,36 +285,61 @@ def multiseed_figure(
 ) -> Figure:
     """All seeds of one configuration.
 
-    (a) loss and sharpness, mean and 95% CI, with the threshold and the unstable region shaded;
-    (b) surface and (c) contours of the median-final-loss seed; (d) a text summary.
+    (a) loss and (b) sharpness/threshold and batch sharpness/threshold (log axes): geometric
+    mean and 95% interval over 3 or more seeds, per-seed lines with fewer; (c) surface and
+    (d) contours of the median-final-loss seed; (e) the summary in typeset text.
     """
     row = summary.iloc[0]
     n = summary["seed"].nunique()
     fig = plt.figure(figsize=(20, 11), constrained_layout=True)
     gs = fig.add_gridspec(2, 3, width_ratios=[1.2, 1.2, 0.8])
     ax = fig.add_subplot(gs[0, 0])
-    _band(ax, mean_ci(traj, "train_loss"), "tab:blue", f"train loss (mean, 95% CI, n={n})")
-    _band(ax, mean_ci(traj, "test_loss"), "tab:orange", "test loss")
+    for column, color, label in (
+        ("train_loss", PALETTE_EOS["lambda"], "train loss"),
+        ("test_loss", PALETTE_EOS["batch"], "test loss"),
+    ):
+        if n >= 3:
+            st = mean_ci(traj, column, log=True)
+            ax.plot(st["step"], st["mean"], color=color, label=f"{label} (geom. mean, n={n})")
+            ax.fill_between(
+                st["step"],
+                st["lo"],
+                st["hi"],
+                color=color,
+                alpha=0.2,
+                lw=0,
+                label="95% interval of the mean",
+            )
+        else:
+            for i, (_seed, run) in enumerate(traj.groupby("seed")):
+                ok = run[np.isfinite(run[column]) & (run[column] > 0)]
+                ax.plot(
+                    ok["step"],
+                    ok[column],
+                    color=color,
+                    lw=1.0,
+                    label=f"{label}, per seed (n={n})" if i == 0 else None,
+                )
     ax.set_yscale("log")
-    diverged = _mark_divergence(ax, traj, "train_loss", "tab:red")
+    diverged = _mark_divergence(ax, traj, "train_loss", "k")
     ax.set_ylabel("loss")
     ax.set_title("(a) loss over seeds")
-    ax.legend()
+    ax.legend(fontsize="small")
     ax = fig.add_subplot(gs[1, 0], sharex=ax)
-    _band(ax, mean_ci(traj, "sharpness"), "tab:green", "sharpness (mean, 95% CI)")
-    threshold = float(row["threshold"])
-    _shade_unstable(ax, threshold, threshold_label(threshold, float(row["lr"]), preconditioned))
-    _mark_divergence(ax, traj.dropna(subset=["sharpness"]), "sharpness", "tab:red")
+    ratio_panel(ax, traj, preconditioned)
     ax.set_xlabel("step")
-    ax.set_ylabel("lambda_1")
-    ax.set_title("(a) sharpness over seeds")
-    ax.legend(loc="lower right")
+    ax.set_title(
+        "(b) sharpness relative to "
+        + threshold_label(float(row["threshold"]), float(row["lr"]), preconditioned)
+        + (" (step 0 not shown)" if preconditioned else "")
+    )
+    ax.legend(loc="lower right", fontsize="small")
     ax = fig.add_subplot(gs[0, 1], projection="3d")
     surface_panel(ax, land, "paper")
-    ax.set_title(f"(b) loss surface, median-final-loss seed {median_seed}", fontsize="medium")
+    ax.set_title(f"(c) loss surface, median-final-loss seed {median_seed}", fontsize="medium")
     ax = fig.add_subplot(gs[1, 1])
     contour_panel(ax, land, "paper", fig)
-    ax.set_title(f"(c) contours, seed {median_seed}")
+    ax.set_title(f"(d) contours, seed {median_seed}")
     ax = fig.add_subplot(gs[:, 2])
     ax.axis("off")
     ax.text(
@@ -242,101 +347,161 @@ def multiseed_figure(
         1.0,
         summary_text(summary, land, median_seed, diverged),
         va="top",
-        family="monospace",
         fontsize=10,
+        linespacing=1.6,
         transform=ax.transAxes,
     )
-    ax.set_title("(d) summary")
+    ax.set_title("(e) summary")
     fig.suptitle(f"{row['dataset']} / {row['model']} / {row['loss']} / {config_label(row)}")
     return fig
 
 
 def _pm(values: pd.Series, scale: float = 1.0, digits: int = 3) -> str:
-    v = values.astype(float).replace([np.inf, -np.inf], np.nan).dropna() * scale
+    """Mean $\\pm$ standard deviation over seeds, typeset (mathtext)."""
+    v = pd.to_numeric(values, errors="coerce").astype(float)
+    v = v.replace([np.inf, -np.inf], np.nan).dropna() * scale
     if not len(v):
         return "n/a"
-    sd = v.std(ddof=1) if len(v) > 1 else 0.0
-    return f"{v.mean():.{digits}g} +- {sd:.{digits}g}"
+    if len(v) == 1:
+        return f"${v.iloc[0]:.{digits}g}$ (one seed)"
+    return f"${v.mean():.{digits}g} \\pm {v.std(ddof=1):.{digits}g}$"
+
+
+def _late_ci(values: pd.Series) -> str:
+    from otgap.analysis.eos import seed_interval
+
+    mean, lo, hi, n = seed_interval(pd.to_numeric(values, errors="coerce"))
+    if n == 0:
+        return "n/a"
+    if not np.isfinite(lo):
+        return f"${mean:.3f}$ (n={n}, no interval)"
+    return f"${mean:.3f}$ [${lo:.3f}$, ${hi:.3f}$]"
+
+
+def _share_ci(summary: pd.DataFrame, prefix: str = "") -> str:
+    from otgap.analysis.eos import wilson_interval
+
+    k_col, n_col = f"{prefix}n_above", f"{prefix}n_measurements"
+    if k_col not in summary or n_col not in summary:
+        return "n/a"
+    k = int(pd.to_numeric(summary[k_col], errors="coerce").fillna(0).sum())
+    n = int(pd.to_numeric(summary[n_col], errors="coerce").fillna(0).sum())
+    if n == 0:
+        return "n/a"
+    lo, hi = wilson_interval(k, n)
+    return f"${100 * k / n:.3g}\\%$ [${100 * lo:.3g}$, ${100 * hi:.3g}$] of {n}"
 
 
 def summary_text(
     summary: pd.DataFrame, land: Mapping[str, np.ndarray], median_seed: int, diverged: Sequence[int]
 ) -> str:
+    """The multi-seed figure's summary panel, in typeset (mathtext) form."""
     row = summary.iloc[0]
     ev = land["paper_explained_variance"]
     pca = land["pca_explained_variance"]
     grid = len(land["paper_alphas"])
+    pre = bool(row.get("preconditioned", False))
     lines = [
-        f"seeds            {', '.join(str(s) for s in sorted(summary['seed']))}",
-        f"threshold        {float(row['threshold']):.4g}",
-        f"final test acc   {_pm(summary['final_test_acc'], 100)} %",
-        f"final train loss {_pm(summary['final_train_loss'])}",
-        f"max  l1/thr      {_pm(summary['max_ratio'])}",
-        f"final l1/thr     {_pm(summary['final_ratio'])}",
-        f"late l1/thr      {_pm(summary['late_ratio_median'])}  (median, last 25%)",
-        f"time above thr   {_pm(summary['frac_above'], 100)} % of measurements",
-        f"diverged         {len(diverged)}/{len(summary)}"
+        f"seeds: {', '.join(str(s) for s in sorted(summary['seed']))}",
+        f"threshold: ${float(row['threshold']):.4g}$",
+        f"final test accuracy: {_pm(summary['final_test_acc'], 100)} %",
+        f"final train loss: {_pm(summary['final_train_loss'])}",
+        f"late $\\lambda_1$/threshold: {_late_ci(summary['late_ratio_median'])}",
+        f"$\\lambda_1$ above threshold: {_share_ci(summary)}",
+        f"max $\\lambda_1$/threshold: {_pm(summary['max_ratio'])}",
+    ]
+    if "bs_late_ratio_median" in summary and summary["bs_late_ratio_median"].notna().any():
+        lines += [
+            f"late batch sharpness/thr.: {_late_ci(summary['bs_late_ratio_median'])}",
+            f"batch sharpness above: {_share_ci(summary, 'bs_')}",
+        ]
+    if pre and "step0_ratio" in summary:
+        lines.append(f"step-0 ratio (not used): {_pm(summary['step0_ratio'])}")
+    lines += [
+        f"diverged: {len(diverged)}/{len(summary)}"
         + (f" (seeds {', '.join(map(str, diverged))})" if diverged else ""),
         "",
-        f"landscape (seed {median_seed}, {grid}x{grid} grid)",
-        f"  paper plane var. d1 {100 * ev[0]:.1f}%, d2 {100 * ev[1]:.1f}%",
-        f"  PCA plane   var. PC1 {100 * pca[0]:.1f}%, PC2 {100 * pca[1]:.1f}%",
+        f"landscape (seed {median_seed}, {grid}$\\times${grid} grid)",
+        f"  paper plane: $d_1$ {100 * ev[0]:.1f}%, $d_2$ {100 * ev[1]:.1f}% of variance",
+        f"  PCA plane: PC1 {100 * pca[0]:.1f}%, PC2 {100 * pca[1]:.1f}%",
         "",
-        "mean +- std over seeds; bands in (a)",
-        "are 95% t-intervals of the mean.",
+        "late = mean over seeds of each seed's median",
+        "over its last third of measurements, [95% t-",
+        "interval] from 3+ seeds; above: pooled share",
+        "[95% Wilson interval]" + ("; step 0 left out (preconditioner)" if pre else "") + ".",
     ]
     return "\n".join(lines)
 
 
 def comparison_figure(traj: pd.DataFrame, summary: pd.DataFrame) -> Figure:
-    """Sharpness / threshold over training progress for every optimizer and lr of one group.
+    """Sharpness / threshold over training progress for every optimizer and lr of one group, on
+    a log axis (every curve near ratio 1 stays visible).
 
-    Bands are over the seeds that did not diverge; a diverged run is drawn as a thin line that
-    ends with a cross where it blew up, and the y-range is set by the runs that did not diverge
-    (a blown-up sharpness would otherwise flatten every stable curve).
+    Full-batch lambda_1 solid, batch sharpness (SGD, heavy ball) dashed in the same colour.
+    Geometric mean and 95% interval over 3 or more seeds that did not diverge; per-seed lines
+    with fewer. A preconditioned run's step 0 is not drawn. A diverged run is a thin line ending
+    in a cross (legend entry only when one diverged); the y-range comes from the runs that did
+    not diverge (a blown-up sharpness would otherwise flatten every stable curve).
     """
     fig, ax = plt.subplots(figsize=(10, 6), constrained_layout=True)
     configs = summary[["optimizer", "lr"]].drop_duplicates().sort_values(["optimizer", "lr"])
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    stable_top = []
+    colors = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
+    drawn: list[float] = []
+    any_diverged = False
     for i, (_, cfg) in enumerate(configs.iterrows()):
         color = colors[i % len(colors)]
         sel = traj[(traj["optimizer"] == cfg["optimizer"]) & (traj["lr"] == cfg["lr"])]
         rows = summary[(summary["optimizer"] == cfg["optimizer"]) & (summary["lr"] == cfg["lr"])]
+        pre = bool(rows["preconditioned"].iloc[0]) if "preconditioned" in rows else False
         total = float(rows["steps"].max())
-        d = sel.dropna(subset=["ratio"]).assign(progress=lambda f, t=total: f["step"] / t)
-        d = d[np.isfinite(d["ratio"])]
         diverged_seeds = set(rows.loc[rows["diverged"], "seed"]) | set(
             sel.loc[sel["diverged"], "seed"]
         )
-        stable = d[~d["seed"].isin(diverged_seeds)]
         n_div = len(diverged_seeds)
-        label = f"{config_label(cfg)} (n={len(rows)}" + (f", {n_div} diverged)" if n_div else ")")
-        if len(stable):
-            stats = mean_ci(stable, "ratio", by="progress")
-            ax.plot(stats["progress"], stats["mean"], color=color, label=label)
-            ax.fill_between(
-                stats["progress"], stats["lo"], stats["hi"], color=color, alpha=0.2, lw=0
-            )
-            stable_top.append(float(np.nanmax(stats["hi"])))
-            label = None
-        for _, run in d[d["seed"].isin(diverged_seeds)].groupby("seed"):
-            ax.plot(run["progress"], run["ratio"], color=color, lw=0.8, alpha=0.7, label=label)
-            ax.plot(run["progress"].iloc[-1], run["ratio"].iloc[-1], "x", color=color, ms=10, mew=2)
-            label = None
-    ax.axhline(1.0, color="k", ls="--", lw=1.2, label="stability threshold")
-    top = max(1.1 * max(stable_top), 1.2) if stable_top else max(ax.get_ylim()[1], 1.2)
-    ax.axhspan(1.0, top, color="tab:red", alpha=0.08)
-    ax.set_ylim(bottom=0, top=top)
+        base = f"{config_label(cfg)} (n={len(rows)}" + (f", {n_div} diverged)" if n_div else ")")
+        for column, (what, style) in RATIO_STYLES.items():
+            d = usable_ratios(sel, column, pre).assign(progress=lambda f, t=total: f["step"] / t)
+            if d.empty:
+                continue
+            stable = d[~d["seed"].isin(diverged_seeds)]
+            seeds = sorted(stable["seed"].unique())
+            label = f"{base}: {what}"
+            if len(seeds) >= 3:
+                st = mean_ci(stable, column, by="progress", log=True)
+                ax.plot(st["progress"], st["mean"], color=color, ls=style, label=label)
+                ax.fill_between(st["progress"], st["lo"], st["hi"], color=color, alpha=0.15, lw=0)
+            else:
+                for j, seed in enumerate(seeds):
+                    run = stable[stable["seed"] == seed].sort_values("progress")
+                    ax.plot(
+                        run["progress"],
+                        run[column],
+                        color=color,
+                        ls=style,
+                        lw=1.0,
+                        label=label + " (per seed)" if j == 0 else None,
+                    )
+            drawn += list(stable[column].astype(float))
+            for _, run in d[d["seed"].isin(diverged_seeds)].groupby("seed"):
+                any_diverged = True
+                ax.plot(run["progress"], run[column], color=color, ls=style, lw=0.6, alpha=0.6)
+                ax.plot(run["progress"].iloc[-1], run[column].iloc[-1], "x", color=color, ms=9)
+    set_ratio_axis(ax, drawn)
+    handles, labels = ax.get_legend_handles_labels()
+    if any_diverged:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="x", ls="none", color="k"))
+        labels.append("diverged run (last finite value)")
     ax.set_xlabel("training progress (step / total steps)")
-    ax.set_ylabel("sharpness / threshold")
     row = summary.iloc[0]
-    clipped = " (y-range from the runs that did not diverge)" if stable_top else ""
     ax.set_title(
         f"{row['dataset']} / {row['model']} / {row['loss']}: sharpness relative to each "
-        f"optimizer's threshold (mean, 95% CI; x = diverged){clipped}"
+        "optimizer's threshold\n(band: 95% interval of the geometric mean over 3+ seeds; "
+        "solid: $\\lambda_1$, dashed: batch sharpness)",
+        fontsize="medium",
     )
-    ax.legend(fontsize="small")
+    ax.legend(handles, labels, fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 

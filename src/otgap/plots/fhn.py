@@ -72,8 +72,14 @@ def _grouped_bars(ax, groups, models, value_fn) -> None:
             lo.append(value - low if ok else 0.0)
             hi.append(high - value if ok else 0.0)
         ax.bar(
-            xs, ys, width=width * 0.95, yerr=[lo, hi], color=model_colour(m), capsize=2,
-            error_kw={"elinewidth": 0.8}, label=model_label(m),
+            xs,
+            ys,
+            width=width * 0.95,
+            yerr=[lo, hi],
+            color=model_colour(m),
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+            label=model_label(m),
         )
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([str(g) for g in groups])
@@ -136,7 +142,9 @@ def figure2(
 
     # C: interpolation RMSE by condition.
     _grouped_bars(
-        ax_c, spec.conditions, spec.models,
+        ax_c,
+        spec.conditions,
+        spec.models,
         lambda g, m: _geo(stats, spec.system, g, m, "rmse_interp"),
     )
     _log_if_positive(ax_c, stats[stats["metric"] == "rmse_interp"]["mean"])
@@ -148,15 +156,23 @@ def figure2(
     if reg is not None and reg in spec.conditions and reg != focus:
         pairs = [reg, focus]
         _grouped_bars(
-            ax_d, pairs, spec.models,
+            ax_d,
+            pairs,
+            spec.models,
             lambda g, m: _geo(stats, spec.system, g, m, "rmse_extrap"),
         )
         _log_if_positive(ax_d, stats[stats["metric"] == "rmse_extrap"]["mean"])
         ax_d.set_ylabel("extrapolation RMSE")
         ax_d.set_title(f"Regular grid vs {focus}: forecast horizon (geometric mean, 95% CI)")
     else:
-        ax_d.text(0.5, 0.5, "no regular-sampling condition configured", ha="center",
-                  va="center", transform=ax_d.transAxes)
+        ax_d.text(
+            0.5,
+            0.5,
+            "no regular-sampling condition configured",
+            ha="center",
+            va="center",
+            transform=ax_d.transAxes,
+        )
         ax_d.set_axis_off()
 
     # E and G: per-seed rollout metrics (seaborn strip plots, one point per seed and condition).
@@ -177,13 +193,28 @@ def figure2(
     ):
         sub = per_seed.dropna(subset=[key]) if len(per_seed) else per_seed
         if len(sub):
-            sns.stripplot(data=sub, x="model", y=key, hue="condition", order=order,
-                          hue_order=list(spec.conditions), dodge=True, ax=ax, size=5)
+            sns.stripplot(
+                data=sub,
+                x="model",
+                y=key,
+                hue="condition",
+                order=order,
+                hue_order=list(spec.conditions),
+                dodge=True,
+                ax=ax,
+                size=5,
+            )
             ax.tick_params(axis="x", labelrotation=30)
             _log_if_positive(ax, sub[key])
         else:
-            ax.text(0.5, 0.5, "no values (no oscillation)", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no values (no oscillation)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         ax.set_xlabel("")
         ax.set_ylabel(key.replace("_", " "))
         ax.set_title(title)
@@ -208,8 +239,9 @@ def figure2(
         std = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(mean)
         x = t_axis[:length]
         ax_h.plot(x, 10**mean, color=model_colour(m), lw=1.3)
-        ax_h.fill_between(x, 10 ** (mean - std), 10 ** (mean + std),
-                          color=model_colour(m), alpha=0.15, lw=0)
+        ax_h.fill_between(
+            x, 10 ** (mean - std), 10 ** (mean + std), color=model_colour(m), alpha=0.15, lw=0
+        )
     sat = truth.get("attractor_std")
     if sat is not None:
         sd = np.asarray(sat, dtype=float)
@@ -217,8 +249,15 @@ def figure2(
         # component on average; draw the level sqrt(sum var) / sqrt(mean var)
         level = float(np.sqrt(np.sum(sd**2)) / np.sqrt(np.mean(sd**2)) / np.sqrt(2))
         ax_h.axhline(level, color="0.4", ls="--", lw=1)
-        ax_h.text(0.01, level, " saturation (phase lost)", transform=ax_h.get_yaxis_transform(),
-                  va="bottom", fontsize=8, color="0.3")
+        ax_h.text(
+            0.01,
+            level,
+            " saturation (phase lost)",
+            transform=ax_h.get_yaxis_transform(),
+            va="bottom",
+            fontsize=8,
+            color="0.3",
+        )
     ax_h.set_yscale("log")
     ax_h.set_xlabel("mean time since forecast start (averaged by step index)")
     ax_h.set_ylabel("normalised error")
@@ -236,18 +275,30 @@ def figure2(
     if len(dist):
         labels = [model_label(m) for m in spec.models if model_label(m) in set(dist["model"])]
         palette = {model_label(m): model_colour(m) for m in spec.models}
-        sns.boxplot(data=dist, x="model", y="rmse", order=labels, hue="model", palette=palette,
-                    ax=ax_f, showfliers=False, width=0.6, legend=False)
-        sns.stripplot(data=dist, x="model", y="rmse", order=labels, color="0.2", size=2,
-                      alpha=0.4, ax=ax_f)
+        sns.boxplot(
+            data=dist,
+            x="model",
+            y="rmse",
+            order=labels,
+            hue="model",
+            palette=palette,
+            ax=ax_f,
+            showfliers=False,
+            width=0.6,
+            legend=False,
+        )
+        sns.stripplot(
+            data=dist, x="model", y="rmse", order=labels, color="0.2", size=2, alpha=0.4, ax=ax_f
+        )
         ax_f.tick_params(axis="x", labelrotation=30)
         ax_f.set_xlabel("")
         _log_if_positive(ax_f, dist["rmse"])
     ax_f.set_ylabel("interpolation RMSE per test sequence")
     ax_f.set_title(f"RMSE distribution ({focus}, all seeds)")
 
-    for ax, letter in zip((ax_a, ax_b, ax_c, ax_g, ax_d, ax_e, ax_f, ax_h), "ABCGDEFH",
-                          strict=True):
+    for ax, letter in zip(
+        (ax_a, ax_b, ax_c, ax_g, ax_d, ax_e, ax_f, ax_h), "ABCGDEFH", strict=True
+    ):
         _panel_label(ax, letter)
     handles = [plt.Line2D([], [], color=TRUTH_COLOUR, lw=2, label="truth")] + [
         plt.Line2D([], [], color=model_colour(m), lw=3, label=model_label(m)) for m in spec.models

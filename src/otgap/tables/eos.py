@@ -1,12 +1,17 @@
-"""The Edge-of-Stability summary table (booktabs LaTeX): per optimizer and learning rate, mean and
-standard deviation over seeds of final test accuracy, max and final sharpness/threshold and the
-fraction of measurements above the threshold, and how many seeds diverged.
+"""The Edge-of-Stability summary table (booktabs LaTeX): per optimizer and learning rate, the
+number of seeds and steps, final test accuracy, and for the full-batch top eigenvalue lambda_1 and,
+where measured, the batch sharpness (BS): the late-phase ratio to the threshold (mean over seeds of
+each seed's median over its last third of measurements, with a 95% t-interval from 3 or more
+seeds) and the share of measurements above the threshold (pooled over seeds, Wilson interval).
+Definitions live in ``otgap.analysis.eos`` (step 0 of preconditioned runs is left out).
 
 A diverged run has no final accuracy or sharpness: its last finite values are from before the
 blow-up (often step 0), so they are left out of the statistics, which cover the seeds that
 finished; where every seed diverged the cells say "diverged at step k"."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -17,21 +22,23 @@ HEADER = (
     "Optimizer",
     r"$\eta$",
     "Threshold",
+    "$n$",
+    "Steps",
     r"Test acc.\ (\%)",
-    r"max $\lambda_1/\mathrm{thr}$",
-    r"final $\lambda_1/\mathrm{thr}$",
-    r"Above thr.\ (\%)",
-    r"edge $\lambda_1/\mathrm{thr}$",
-    r"$L_T/L_0$",
+    r"late $\lambda_1/\mathrm{thr}$",
+    r"$\lambda_1$ above (\%)",
+    r"late BS$/\mathrm{thr}$",
+    r"BS above (\%)",
     "Diverged",
 )
 NOTES = (
-    "mean \\pm std over the seeds that did not diverge; lambda_1/thr = sharpness over the",
-    "optimizer's stability threshold",
-    "(2/lr for GD/SGD, (2+2 beta)/lr with momentum, the preconditioned one for Adam/AdamW);",
-    "above thr. = share of the sharpness measurements above it; edge = median of lambda_1/thr",
-    "over the last third of the measurements; L_T/L_0 = final over initial training loss.",
-    "Rule eos_table made this.",
+    "n = seeds; steps = optimizer updates per run; test acc. = mean \\pm std over the seeds",
+    "that did not diverge; thr = the optimizer's stability threshold (2/lr for GD/SGD,",
+    "(2+2 beta)/lr with momentum, the preconditioned one for Adam/AdamW); late = mean over seeds",
+    "of each seed's median ratio over its last third of measurements, [95% t-interval] from",
+    "n >= 3 seeds; above = share of all measurements above thr [95% Wilson interval];",
+    "BS = batch sharpness, mean over K mini-batches of g^T H g / g^T g (sgd, momentum);",
+    "step 0 of preconditioned runs is excluded. Rule eos_table made this.",
 )
 
 
@@ -47,26 +54,55 @@ def _diverged_steps(runs: pd.DataFrame) -> str:
     return f" at step {', '.join(map(str, steps))}" if steps else ""
 
 
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def interval_cell(mean, lo=None, hi=None, digits: int = 2, scale: float = 1.0) -> str:
+    """``$m$ [lo, hi]`` (``--`` without a finite mean; no interval where it is NaN)."""
+    if not _finite(mean):
+        return "--"
+    body = f"{scale * mean:.{digits}f}"
+    if _finite(lo) and _finite(hi):
+        body += f"\\;[{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+    return f"${body}$"
+
+
 def _config_row(runs: pd.DataFrame) -> list[str]:
     """One table row from the per-seed summaries of one (optimizer, lr)."""
     first = runs.iloc[0]
     n_div, n = int(runs["diverged"].sum()), len(runs)
     steps = _diverged_steps(runs)
     diverged_cell = f"{n_div}/{n}" + (f" ({steps.strip()})" if n_div and steps else "")
-    head = [tex_escape(first["optimizer"]), f"{first['lr']:g}", _threshold(first["threshold"])]
+    head = [
+        tex_escape(first["optimizer"]),
+        f"{first['lr']:g}",
+        _threshold(first["threshold"]),
+        str(n),
+        str(int(first["steps"])) if "steps" in runs and pd.notna(first["steps"]) else "--",
+    ]
     finished = runs[~runs["diverged"]]
     if finished.empty:
         cell = f"diverged{steps}"
-        return [*head, cell, cell, cell, cell, cell, cell, diverged_cell]
+        return [*head, cell, cell, cell, cell, cell, diverged_cell]
     r = config_statistics(finished).iloc[0]
     return [
         *head,
         mean_std(100 * r["final_test_acc_mean"], 100 * r["final_test_acc_std"], 1),
-        mean_std(r["max_ratio_mean"], r["max_ratio_std"], 2),
-        mean_std(r["final_ratio_mean"], r["final_ratio_std"], 2),
-        mean_std(100 * r["frac_above_mean"], 100 * r["frac_above_std"], 0),
-        mean_std(r.get("edge_ratio_median_mean"), r.get("edge_ratio_median_std"), 2),
-        mean_std(r.get("loss_ratio_mean"), r.get("loss_ratio_std"), 3),
+        interval_cell(
+            r["late_ratio_median_mean"], r["late_ratio_median_lo"], r["late_ratio_median_hi"]
+        ),
+        interval_cell(r["share_above"], r["share_above_lo"], r["share_above_hi"], 0, 100),
+        interval_cell(
+            r.get("bs_late_ratio_median_mean"),
+            r.get("bs_late_ratio_median_lo"),
+            r.get("bs_late_ratio_median_hi"),
+        ),
+        interval_cell(
+            r.get("bs_share_above"), r.get("bs_share_above_lo"), r.get("bs_share_above_hi"), 0, 100
+        )
+        if r.get("bs_share_above_n", 0)
+        else "--",
         diverged_cell,
     ]
 
@@ -77,4 +113,4 @@ def summary_table(summary: pd.DataFrame) -> str:
     for (dataset, model, loss), group in summary.groupby(["dataset", "model", "loss"], sort=True):
         rows = [_config_row(runs) for _, runs in group.groupby(["optimizer", "lr"], sort=True)]
         sections.append((f"{dataset}, {model}, {loss} loss", rows))
-    return booktabs_table(HEADER, sections, align="llrrrrrrrr", notes=NOTES)
+    return booktabs_table(HEADER, sections, align="llrrrrrrrrr", notes=NOTES)

@@ -27,7 +27,7 @@ LSTM and GRU cells have no batching rule for their fused kernels: under vmap the
 same equations out (``otgap.models.sequence.rnn_cell``).
 
 Time per step: on one CPU thread at paper size the matrix products already keep the core busy, so
-batching saves per-operation overhead only (``benchmarks/fhn_batched.py`` measures it; the README
+batching saves per-operation overhead only (``benchmarks/fhn_batched.py`` measures it; docs/benchmarks.md
 has the numbers). ``LoopResult.wall_seconds`` of a batched seed is its share (1/S) of the cell's
 loop time, ``extras["cell_wall_seconds"]`` the whole.
 
@@ -616,9 +616,15 @@ class _BatchedCell:
                 self._evaluate(0, list(range(S)), histories)
                 marks.append((0, time.perf_counter() - t0))
             step = start
+            # each seed's last training loss: a seed that stopped early keeps its final value in
+            # the progress lines (its masked loss is 0 from then on)
+            last = [float("nan")] * S
             while step < total and active_seeds():
+                stepping = active_seeds()
                 losses = self._train_step(step)
                 step += 1
+                for s in stepping:
+                    last[s] = float(losses[s])
                 for s in active_seeds():
                     if not math.isfinite(float(losses[s])):
                         log(f"[{label}/seed={self.seeds[s]}] diverged at step {step}: "
@@ -632,7 +638,10 @@ class _BatchedCell:
                 is_last = step == total
                 if log_every and (step % log_every == 0 or is_last):
                     rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
-                    shown = ", ".join(f"{float(x):.4g}" for x in losses)
+                    shown = ", ".join(
+                        f"{last[s]:.4g}" + ("" if st["active"][s] else " (stopped)")
+                        for s in range(S)
+                    )
                     log(f"[{label}] step {step}/{total} losses=[{shown}] ({rate:.1f} steps/s)")
                 if is_last or (eval_every and step % eval_every == 0):
                     running = active_seeds()
@@ -646,7 +655,8 @@ class _BatchedCell:
                             step // per_epoch, best, cfg.patience, ramp
                         ):
                             log(
-                                f"[{label}/seed={self.seeds[s]}] stopped early at step {step}/{total}"
+                                f"[{label}/seed={self.seeds[s]}] stopped early at step "
+                                f"{step}/{total}: last loss {last[s]:.4g}, best epoch {best}"
                             )
                             st["active"][s] = False
                 if ckpt_path is not None and not is_last and active_seeds():

@@ -1,4 +1,4 @@
-"""Seed 003's own benchmark: ResNet-18 on CIFAR-10, AdamW vs BiostatisV6, as its authors' script
+"""BiostatisV6's own benchmark: ResNet-18 on CIFAR-10, AdamW vs BiostatisV6, as its authors' script
 (``experiments/resnet18_compare.py``) trains it: RandomCrop(32, padding 4) and horizontal flips,
 Normalize(0.5, 0.5), batch 128 (last batch partial), shuffled every epoch, cross-entropy, test
 accuracy after every epoch. Augmentation is written in torch (batched, one generator per step, so
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from otgap.data.classification import ClassificationData
 from otgap.models.resnet import resnet18
 from otgap.optim import OPTIMIZERS
+from otgap.optim.biostatis import summarise_trace, update_diagnostics
 from otgap.optim.memory import optimizer_state_bytes
 from otgap.train.loop import train_loop
 
@@ -132,6 +133,9 @@ def train_cifar(
             "test_acc": _accuracy(model, data.x_test, data.y_test, device),
             "train_seconds": extras["train_seconds"],
         }
+        diag = update_diagnostics(optimizer)  # BiostatisV6's gain h e and term sizes, else None
+        if diag is not None:
+            extras.setdefault("optimizer_trace", []).append({"step": step, **diag})
         extras["loss_sum"] = 0.0
         return record
 
@@ -161,5 +165,8 @@ def train_cifar(
         "wall_seconds": result.wall_seconds,
         "optimizer_state_bytes": optimizer_state_bytes(optimizer),
     }
+    if result.extras.get("optimizer_trace"):
+        summary["optimizer_trace"] = result.extras["optimizer_trace"]
+        summary["effective_step"] = summarise_trace(result.extras["optimizer_trace"])
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return history, summary, state

@@ -19,6 +19,11 @@ are guarded against an eigenvalue overtaking the tracked one at the price of at 
 per measurement (see ``otgap.curvature.lanczos``). For an MLP whose input is wider than the
 measured subset (the paper's 2352-feature PathMNIST MLP on 256 samples) the plain measurements use
 the exact input-layer reduction of ``otgap.curvature.reduce`` (same values; ~3x cheaper products).
+For minibatch optimizers whose stability is decided by it (``sgd``, ``momentum``: the spec's
+``batch_sharpness``), ``batch_sharpness_batches`` = K > 0 also records at every sharpness
+measurement the batch sharpness (mean over the K batches the optimizer draws next of
+g_B^T H_B g_B / g_B^T g_B, :func:`otgap.curvature.batch_sharpness_stats`) and its standard error,
+columns ``batch_sharpness`` and ``batch_sharpness_se``, compared with the same threshold.
 ``n_snapshots`` evenly spaced parameter vectors (always the initial and the final one) are kept for
 the loss-landscape stage.
 
@@ -57,6 +62,7 @@ from otgap.losses.base import Loss
 from otgap.losses.classification import mse_loss
 from otgap.models.classifiers import CLASSIFIERS
 from otgap.optim import OPTIMIZERS
+from otgap.optim.biostatis import summarise_trace, update_diagnostics
 from otgap.optim.memory import optimizer_state_bytes
 from otgap.train.loop import SnapshotLog, timing_marks, train_loop
 from otgap.train.subsets import class_counts, subset_indices
@@ -113,6 +119,7 @@ class EosSettings:
     eig_tol: float = 1e-4
     eig_max_iter: int = 100
     eig_method: str = "lanczos"
+    batch_sharpness_batches: int = 0
     subset: str = "first"
     subset_seed: int = 0
     n_snapshots: int = 11
@@ -250,7 +257,7 @@ def history_columns(eig_k: int) -> list[str]:
     return [
         "step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc",
         "sharpness", "sharpness_raw", *eigs, "eig_matvec", "eig_converged", "threshold",
-        "grad_norm", "diverged",
+        "batch_sharpness", "batch_sharpness_se", "grad_norm", "diverged",
     ]  # fmt: skip
 
 
@@ -268,6 +275,15 @@ class _EosJob:
             raise ValueError(f"eig_k and eig_subset must be >= 1, got {s.eig_k}, {s.eig_subset}")
         if s.eig_method not in EIG_METHODS:
             raise ValueError(f"eig_method must be one of {EIG_METHODS}, got {s.eig_method!r}")
+        k = s.batch_sharpness_batches
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"batch_sharpness_batches must be an integer >= 0, got {k!r}")
+        if k and not (self.spec.batch_sharpness and not self.spec.full_batch):
+            raise ValueError(
+                f"batch_sharpness_batches={k} for optimizer '{s.optimizer}': batch sharpness is "
+                "measured for minibatch optimizers whose threshold is about the plain Hessian "
+                "(sgd, momentum); set it to 0 for this entry"
+            )
         train_idx, eig_idx = run_subsets(data.y_train, data.n_classes, s, self.spec.full_batch)
         self.train_counts = class_counts(data.y_train[train_idx], data.n_classes)
         self.eig_counts = class_counts(data.y_train[eig_idx], data.n_classes)
@@ -407,10 +423,27 @@ class _EosJob:
         record["sharpness"] = compared[0]
         for i, value in enumerate(compared[1:], start=2):
             record[f"eig_{i}"] = value
+        if self.s.batch_sharpness_batches:
+            self._batch_sharpness(step, record)
+
+    def _batch_sharpness(self, step: int, record: dict[str, Any]) -> None:
+        """Batch sharpness on the ``batch_sharpness_batches`` batches the optimizer draws next
+        (steps ``step``, ``step + 1``, ...: the same sampling, no random number drawn)."""
+        from otgap.curvature import batch_sharpness_stats
+
+        k = self.s.batch_sharpness_batches
+        res = batch_sharpness_stats(
+            self.model, self.loss_fn, (self.batch(step + i) for i in range(k))
+        )
+        record["batch_sharpness"] = res.mean
+        record["batch_sharpness_se"] = res.stderr
 
     # -- phase 4: one history row --------------------------------------------------------------
     def record(self, step: int) -> dict[str, Any]:
         model, loss_fn = self.model, self.loss_fn
+        diag = update_diagnostics(self.optimizer)  # BiostatisV6's gain and terms, else None
+        if diag is not None:
+            self.extras.setdefault("optimizer_trace", []).append({"step": step, **diag})
         model.eval()
         train_loss, train_acc = _evaluate(model, loss_fn, self.x_train, self.y_train)
         test_loss, test_acc = _evaluate(model, loss_fn, self.x_test, self.y_test)
@@ -523,6 +556,10 @@ def _finish(job: _EosJob, result, data: ClassificationData) -> EosResult:
         "device": str(job.device),
         "deterministic": bool(s.deterministic),
     }
+    trace = result.extras.get("optimizer_trace")
+    if trace:  # BiostatisV6: per-evaluation gain h e and term sizes, and their run summary
+        summary["optimizer_trace"] = trace
+        summary["effective_step"] = summarise_trace(trace)
     state = {k: v.detach().to("cpu").clone() for k, v in job.model.state_dict().items()}
     return EosResult(history, steps, params, state, summary)
 

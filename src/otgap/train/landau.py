@@ -1,8 +1,8 @@
 """Training for the Landau stage (``systems.landau``): Landau nets with Langevin vs plain FC nets.
 
 One run is (model, optimizer, lr, seed) on one data set with inputs in [0, 1]. Landau models
-(``landau1``, ``landau2``) train on :func:`otgap.models.landau.landau_loss` with the seeds'
-``alpha``/``gamma``, and after every optimizer step each layer's beta takes the seed's Allen-Cahn
+(``landau1``, ``landau2`` and the ablation ``landau1_nobn``) train on :func:`otgap.models.landau.landau_loss` with the source's
+``alpha``/``gamma``, and after every optimizer step each layer's beta takes the source's Allen-Cahn
 update (as coded: ``beta <- beta + dt (beta - beta^3)``, see ``otgap.models.landau``). The
 baselines ``fc1`` (one linear layer) and ``fc2`` (linear-ReLU-linear with the Landau net's hidden
 width) train on cross-entropy. Minibatches are drawn in an order seeded by the run's seed; the test
@@ -37,15 +37,16 @@ from otgap.models.landau import (
 from otgap.optim import OPTIMIZERS
 from otgap.train.determinism import seed_everything
 
-LANDAU_MODELS = ("landau1", "landau2")
+LANDAU_MODELS = ("landau1", "landau1_nobn", "landau2")
 FC_MODELS = ("fc1", "fc2")
 MODELS = LANDAU_MODELS + FC_MODELS
+BATCHNORM_MODELS = ("landau1", "landau2")
 _EVAL_CHUNK = 4096
 
 
 @dataclass
 class LandauRun:
-    """One run's settings (defaults: the seeds' values, REFERENCES.md section 8)."""
+    """One run's settings (defaults: the source's values, docs/sources.md#the-landau-network-and-the-langevin-optimizer)."""
 
     model: str
     optimizer: str
@@ -151,6 +152,7 @@ def train_landau_run(
     if on_epoch is not None:
         on_epoch(0, model)
     diverged_epoch = None
+    n_steps = 0
     start = time.perf_counter()
     for epoch in range(1, run.epochs + 1):
         model.train()
@@ -158,7 +160,7 @@ def train_landau_run(
         total, seen = 0.0, 0
         for i in range(0, n, run.batch_size):
             idx = perm[i : i + run.batch_size]
-            if len(idx) < 2 and run.model == "landau2":
+            if len(idx) < 2 and run.model in BATCHNORM_MODELS:
                 continue  # BatchNorm needs two samples; skip a last batch of one
             xb, yb = x[idx], y[idx]
             optimizer.zero_grad()
@@ -170,6 +172,7 @@ def train_landau_run(
                 break
             loss.backward()
             optimizer.step()
+            n_steps += 1
             if run.is_landau:
                 assert isinstance(model, LandauNet)
                 model.update_beta(out.detach(), yb, run.dt, run.kappa)
@@ -195,6 +198,11 @@ def train_landau_run(
         "epochs_done": int(history.epoch.iloc[-1]),
         "diverged_epoch": diverged_epoch,
         "n_params": sum(p.numel() for p in model.parameters()),
+        "n_classes": int(data.n_classes),
+        "steps": n_steps,
+        **{f"hyper_{k}": v for k, v in run.optimizer_hyper.items()},
+        # chance level: the accuracy of always predicting the test part's most frequent class
+        "chance_acc": float(torch.bincount(data.y_test).max()) / len(data.y_test),
     }
     for sigma in run.noise_sigmas:
         summary[f"acc_noise_{sigma:g}"] = noisy_accuracy(

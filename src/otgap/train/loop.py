@@ -334,6 +334,18 @@ def train_loop(
         if eval_fn is not None:
             record = {"step": step, **dict(eval_fn(step)), **flags}
             history.append(record)
+            sharp, thr = record.get("sharpness"), record.get("threshold")
+            if (
+                isinstance(sharp, int | float)
+                and isinstance(thr, int | float)
+                and thr
+                and (math.isfinite(sharp))
+            ):
+                # the Edge-of-Stability reading at each measurement, in the job's log
+                log(
+                    f"[{label}] step {step}/{total_steps} sharpness {sharp:.4g} / threshold "
+                    f"{thr:.4g} = {sharp / thr:.3f}"
+                )
         marks.append((step, time.perf_counter() - t0))
 
     t0 = time.perf_counter()
@@ -357,7 +369,7 @@ def train_loop(
             if is_last or (eval_every and step % eval_every == 0):
                 evaluate(step, diverged=False)
                 if not is_last and should_stop is not None and should_stop(step):
-                    log(f"[{label}] stopped early at step {step}/{total_steps}")
+                    log(f"[{label}] stopped early at step {step}/{total_steps}: loss={loss:.6g}")
                     break
             if ckpt_path is not None and not is_last:
                 if sig.raised is not None or (checkpoint_every and step % checkpoint_every == 0):

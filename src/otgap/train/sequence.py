@@ -147,7 +147,9 @@ def multi_step_loss(
     mask[:, n_context:] = True
     mask[:, 0] = False
     if not bool(mask.any()):
-        raise ValueError("no observed or horizon point after column 0 in this batch: nothing to fit")
+        raise ValueError(
+            "no observed or horizon point after column 0 in this batch: nothing to fit"
+        )
     target = torch.where(mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype)).to(y_hat.dtype)
     return (y_hat - target)[mask].pow(2).mean()
 
@@ -258,12 +260,19 @@ def fit_sequence_model(
             with torch.no_grad():
                 vloss = float(loss_fn(*val))
             record["val_loss"] = vloss
-            if sched is not None and step > 0 and math.isfinite(vloss) and step // per_epoch >= ramp:
+            if (
+                sched is not None
+                and step > 0
+                and math.isfinite(vloss)
+                and step // per_epoch >= ramp
+            ):
                 sched.step(vloss)
             if vloss < extras["best_val_loss"]:
                 extras["best_val_loss"] = vloss
                 extras["best_epoch"] = step // per_epoch
-                extras["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                extras["best_state"] = {
+                    k: v.detach().clone() for k, v in model.state_dict().items()
+                }
         return record
 
     def should_stop(step: int) -> bool:
