@@ -159,6 +159,35 @@ def test_fhn_pair_evidence_pairs_by_seed_in_the_sparsest_condition():
     assert C.configs_running(claim, {"claims": cfg, "quick": dense}) == ["claims"]
 
 
+def test_an_undertrained_cell_makes_a_significant_pair_inconclusive():
+    spec = C.load_claims(REPO / "paper" / "claims.yaml")
+    original = C.project_configs(REPO / "config")["original"]
+    claim = next(c for c in spec["claims"] if c["id"] == "A1-sparse-lstm")
+    cfg = _cfg([{"name": "s30", "jitter": 0.3, "obs_fraction": 0.3}])
+
+    def metrics(node_best_epochs):
+        rows = []
+        for seed, (node, lstm) in enumerate([(0.05, 0.30), (0.06, 0.33), (0.04, 0.31)]):
+            for model, err, best in ((claim["model"], node, node_best_epochs[seed]),
+                                     (claim["versus"], lstm, 400)):  # fmt: skip
+                rows.append({"system": claim["system"], "condition": "s30", "model": model,
+                             "seed": seed, claim["metric"]: err, "best_epoch": best,
+                             "epoch_bound": 1000, "n_params": 100, "lr": 0.01})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def row(frame):
+        rows = C.build_rows({**spec, "claims": [claim]}, cfg=cfg, original_cfg=original,
+                            configs={}, fhn_metrics=frame)  # fmt: skip
+        return rows[0]
+
+    converged = row(metrics([300, 420, 510]))  # every best epoch well before 900 of 1000
+    assert converged.verdict.verdict == C.REPRODUCED
+    late = row(metrics([300, 950, 510]))  # 1 of 3 best epochs in the last 10 %: undertrained
+    assert late.verdict.verdict == C.INCONCLUSIVE
+    assert late.verdict.reason == f"undertrained: {claim['model']}/s30"
+    assert "undertrained" in C.verdict_cell(late.verdict)
+
+
 def test_eos_evidence_never_pools_learning_rates():
     claim = {"id": "e", "evidence": "eos_ratio", "optimizer": "gd", "quantity": "late_ratio_median",
              "margin": 0.9, "effect_size": 1.0}  # fmt: skip

@@ -63,7 +63,9 @@ RULE_TEXT = (
     "(5)~\\emph{not reproduced}: the opposite one-sided test rejects, or the test does not reject "
     "although its power reaches \\ClaimsPowerTarget. "
     "(6)~\\emph{inconclusive}: neither, with fewer than two seeds or power below "
-    "\\ClaimsPowerTarget{} (the table gives $n$ and the power)."
+    "\\ClaimsPowerTarget{} (the table gives $n$ and the power). A comparison of two A.1 models "
+    "in which either cell is undertrained (more than 10\\% of its runs had their best validation "
+    "epoch in the last 10\\% of the epoch bound) is inconclusive whatever its test says."
 )
 
 
@@ -317,6 +319,19 @@ def fhn_pair_evidence(metrics, claim: Mapping[str, Any], cfg: Mapping[str, Any],
     ]
 
 
+def undertrained_cells(metrics, claim: Mapping[str, Any], condition: str | None) -> list[str]:
+    """The claim's two A.1 cells (model, versus) in ``condition`` that are undertrained, by the
+    tables' rule (otgap.analysis.fhn.convergence); [] where metrics.csv has no epoch columns."""
+    from otgap.analysis.fhn import convergence
+
+    if metrics is None or condition is None:
+        return []
+    rows = metrics[(metrics["system"] == claim["system"]) & (metrics["condition"] == condition)]
+    rows = rows[rows["model"].isin([claim["model"], claim["versus"]])]
+    conv = convergence(rows)
+    return sorted(f"{m}/{condition}" for m in conv.loc[conv["undertrained"], "model"])
+
+
 def eos_ratio_evidence(
     summary, claim: Mapping[str, Any], *, alpha: float
 ) -> list[tuple[Any, Any, TestResult]]:
@@ -483,7 +498,11 @@ def build_rows(
             result, cond = (None, None)
             if fhn_metrics is not None:
                 result, cond = fhn_pair_evidence(fhn_metrics, claim, cfg, alpha=alpha)
-            rows.append(ClaimRow(claim, claim["id"], result, decide(result),
+            decided = decide(result)
+            late = undertrained_cells(fhn_metrics, claim, cond) if result is not None else []
+            if late and decided.verdict in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
+                decided = Verdict(INCONCLUSIVE, "undertrained: " + ", ".join(late))
+            rows.append(ClaimRow(claim, claim["id"], result, decided,
                                  f"{claim['system']}/{cond}" if cond else "", claim["metric"], orig))  # fmt: skip
         elif kind == "lyapunov":
             result = lyapunov_evidence(lyapunov_path, claim) if config_runs(claim, cfg) else None
@@ -511,7 +530,7 @@ def verdict_cell(v: Verdict) -> str:
     text = f"\\textbf{{{tex_escape(v.verdict)}}}"
     if v.verdict == SUBSTITUTE:
         return f"{text} (leans: {tex_escape(v.lean)})"
-    if v.verdict == UNTESTED:
+    if v.verdict == UNTESTED or v.reason.startswith("undertrained"):
         return f"{text} ({tex_escape(v.reason)})"
     return text
 

@@ -88,6 +88,23 @@ def _share_text(share: tuple[float, float, float] | None) -> str | None:
     return f"{format_percent(share[0])} [{format_percent(share[1])}, {format_percent(share[2])}]"
 
 
+def _shares_by_lr_text(
+    summary: pd.DataFrame | None, optimizer: str, prefix: str = ""
+) -> str | None:
+    """The share above threshold per learning rate, never pooled across learning rates:
+    '85.9\\% [..] (eta=0.2); 24.4\\% [..] (eta=0.1)' (largest lr first)."""
+    if summary is None or not {"optimizer", "lr"} <= set(summary):
+        return None
+    parts = []
+    sub = summary[summary["optimizer"] == optimizer]
+    for lr in sorted(set(_num(sub, "lr")[np.isfinite(_num(sub, "lr"))]), reverse=True):
+        share = share_above(sub[_num(sub, "lr") == lr], optimizer, prefix)
+        if share is not None:
+            text = _share_text(share).replace(" [", "\\% [", 1)
+            parts.append(f"{text} ($\\eta={format_setting(lr)}$)")
+    return "; ".join(parts) or None
+
+
 def late_ratios(summary: pd.DataFrame | None, optimizer: str, prefix: str = "") -> list[dict]:
     """Per learning rate of ``optimizer``: the late-phase ratio (mean over seeds that did not
     diverge of each seed's late median) with its t-interval (NaN from fewer than 3 seeds)."""
@@ -145,8 +162,8 @@ def eos_macros(summary: pd.DataFrame | None) -> MacroSet:
         )
         ms.add(
             f"{part}ShareAboveCi",
-            _share_text(share) if present else None,
-            f"{opt}: % above threshold [95% Wilson interval], measurements pooled over seeds",
+            _shares_by_lr_text(summary, opt) if present else None,
+            f"{opt}: % above threshold [95% Wilson interval] per lr, pooled over seeds only",
         )
         late_entries = late_ratios(summary, opt) if present else []
         ms.add(
@@ -168,8 +185,8 @@ def eos_macros(summary: pd.DataFrame | None) -> MacroSet:
             )
             ms.add(
                 f"{part}BsShareAboveCi",
-                _share_text(share_above(summary, opt, "bs_")) if present else None,
-                f"{opt}: % of batch-sharpness measurements above threshold [Wilson]",
+                _shares_by_lr_text(summary, opt, "bs_") if present else None,
+                f"{opt}: % of batch-sharpness measurements above threshold per lr [Wilson]",
             )
             ms.add(
                 f"{part}BsVerdict",

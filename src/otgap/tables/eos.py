@@ -38,7 +38,10 @@ NOTES = (
     "of each seed's median ratio over its last third of measurements, [95% t-interval] from",
     "n >= 3 seeds; above = share of all measurements above thr [95% Wilson interval];",
     "BS = batch sharpness, mean over K mini-batches of g^T H g / g^T g (sgd, momentum);",
-    "step 0 of preconditioned runs is excluded. Rule eos_table made this.",
+    "step 0 of preconditioned runs is excluded. A landau1 + Langevin row trains for its own",
+    "entry's epochs and seeds; the Landau systems table trains the same net, lr and batch size",
+    "for systems.landau.train's epochs and seeds, so their accuracies differ by training length.",
+    "Rule eos_table made this.",
 )
 
 
