@@ -57,7 +57,7 @@ def test_statistics_rows_and_reference(stats, frame):
     vals = frame[(frame.model == "tlstm") & (frame.condition == "jitter")]["rmse_interp"]
     assert row["mean"] == pytest.approx(vals.mean())
     assert row["significant"]  # 0.1 vs 0.05 with 5% noise over 3 seeds
-    assert "Wilcoxon not run" in row["note"]
+    assert "no Wilcoxon test" in row["note"]
     # the last-observation baseline is a reference: summarised, never tested
     ref = stats[
         (stats.model == "last_observation")

@@ -121,7 +121,7 @@ def test_config_command_names_file_and_line_of_an_overlay(tmp_path):
 # ---- content-based code triggers, file modes, rebuild of unreadable inputs ------------------------
 
 SMALL = {"fhn": {"seeds": [0], "lyapunov": {"t_total": 200.0, "dt": 0.05}}}
-DATASET = "results/quick/data/fhn/system=fhn/condition=regular/seed=0/dataset.npz"
+DATASET = "results/quick/data/fhn/system=fhn/condition=jitter/seed=0/dataset.npz"
 
 
 @pytest.fixture(scope="module")

@@ -106,9 +106,9 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | str
         t = sps.ttest_rel(a, b)
         res["t_stat"], res["p_ttest"] = float(t.statistic), float(t.pvalue)
     if n < WILCOXON_MIN_N:
-        notes.append(f"Wilcoxon not run: n={n} < {WILCOXON_MIN_N} cannot reach p<0.05")
+        notes.append(f"no Wilcoxon test: n={n} < {WILCOXON_MIN_N} cannot reach p<0.05")
     elif np.all(d == 0):
-        notes.append("Wilcoxon not run: all differences are zero")
+        notes.append("no Wilcoxon test: all differences are zero")
     else:
         res["p_wilcoxon"] = float(sps.wilcoxon(a, b).pvalue)
     res["note"] = "; ".join(notes)
