@@ -381,7 +381,7 @@ rule paper_claims:
         f"{L}/paper/claims.log",
     params:
         config=config,
-        config_dir=str(REPO / "config"),
+        config_dir=repo_path("config"),  # relative in the repository: params compare equal across clones
     script:
         "../../scripts/paper_claims.py"
 
@@ -406,7 +406,7 @@ rule paper_scope:
         makers=lambda wildcards: paper_provenance_makers(),  # after every rule file is read
         results=R,
         config=config,
-        config_dir=str(REPO / "config"),
+        config_dir=repo_path("config"),  # relative in the repository: params compare equal across clones
         benchmarks=f"{L}/benchmarks",
     script:
         "../../scripts/paper_scope.py"
