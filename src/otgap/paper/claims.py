@@ -28,6 +28,7 @@ from scipy import stats
 
 from otgap.config import merge, read_yaml
 from otgap.paper.numbers import format_setting, format_value
+from otgap.paper.tables import longtable_head
 from otgap.tables.latex import tex_escape
 
 REPRODUCED = "reproduced"
@@ -542,26 +543,15 @@ def claims_table(rows: Iterable[ClaimRow], *, caption: str, label: str = "tab:cl
         "Claim (where the original makes it) & Original code's settings & Evidence in this run "
         "(number, $n$, test) & Verdict \\\\"
     )
-    lines = [
-        "{\\scriptsize",
-        "\\begin{longtable}{@{}"
+    colspec = (
+        "@{}"
         + "".join(
             f">{{\\raggedright\\arraybackslash}}p{{\\{w}}}"
             for w in ("ColM", "ColM", "ColL", "ColXS")
         )
-        + "@{}}",
-        f"\\caption{{{caption}}}\\label{{{label}}}\\\\",
-        "\\toprule",
-        header,
-        "\\midrule",
-        "\\endfirsthead",
-        "\\toprule",
-        header,
-        "\\midrule",
-        "\\endhead",
-        "\\bottomrule",
-        "\\endfoot",
-    ]
+        + "@{}"
+    )
+    lines = longtable_head(colspec, caption, label, header)
     previous = None
     for row in rows:
         claim = row.claim

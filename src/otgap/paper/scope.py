@@ -18,6 +18,7 @@ from typing import Any
 from otgap.paper.claims import describe_setting
 from otgap.paper.macros import MacroSet
 from otgap.paper.numbers import format_value
+from otgap.paper.tables import longtable_head
 from otgap.tables.latex import tex_escape
 
 
@@ -277,21 +278,8 @@ def provenance_table(entries: Sequence[Mapping[str, str]], *, label: str = "tab:
         "uncommitted changes) and the first 12 hex digits of the SHA-256 of its parameters."
     )
     header = "Result (sidecar) & Rule & Script & Commit & Parameters \\\\"
-    lines = [
-        "{\\scriptsize",
-        "\\begin{longtable}{@{}>{\\raggedright\\arraybackslash}p{\\ColXL}llll@{}}",
-        f"\\caption{{{caption}}}\\label{{{label}}}\\\\",
-        "\\toprule",
-        header,
-        "\\midrule",
-        "\\endfirsthead",
-        "\\toprule",
-        header,
-        "\\midrule",
-        "\\endhead",
-        "\\bottomrule",
-        "\\endfoot",
-    ]
+    colspec = "@{}>{\\raggedright\\arraybackslash}p{\\ColXL}llll@{}"
+    lines = longtable_head(colspec, caption, label, header)
     for e in entries:
         cells = [f"\\texttt{{{tex_escape(e[k])}}}" for k in ("artifact", "rule", "script", "commit", "params_hash")]  # fmt: skip
         lines.append(" & ".join(cells) + " \\\\")

@@ -46,3 +46,23 @@ def sectioned_table(
     header: Sequence[str], sections: Sequence[tuple[str | None, Sequence[Sequence[str]]]]
 ) -> str:
     return booktabs_table(header, sections)
+
+
+def longtable_head(colspec: str, caption: str, label: str, header: str) -> list[str]:
+    """The opening lines of a small-print longtable that repeats ``header`` on every page (the
+    caller appends the rows, then ``\\end{longtable}`` and the closing brace)."""
+    return [
+        "{\\scriptsize",
+        f"\\begin{{longtable}}{{{colspec}}}",
+        f"\\caption{{{caption}}}\\label{{{label}}}\\\\",
+        "\\toprule",
+        header,
+        "\\midrule",
+        "\\endfirsthead",
+        "\\toprule",
+        header,
+        "\\midrule",
+        "\\endhead",
+        "\\bottomrule",
+        "\\endfoot",
+    ]
